@@ -1,0 +1,130 @@
+"""Projection speed: median microseconds for forward + backward, one thread, float64.
+
+    python benchmarks/projections.py [--out benchmarks/results/projections.json] [--quick]
+
+For each projection, diagonal and full, B in {1, 64, 2048, 8192}, k in {3, 6, 17}, with
+(nearly) every state outside the trust region (bounds 0.01, as in the C++ anchor of
+DESIGN.md §3). Frobenius and W2 are also timed as bare closed forms (no input checks,
+no masks) to show the cost of the library's safety.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from rllib_trl.projections import get_trust_region
+from rllib_trl.projections.divergences import (
+    frobenius_cov_part,
+    mean_distance,
+    sqrt_cov,
+    w2_cov_part_from_roots,
+)
+from rllib_trl.projections.gaussian import cholesky_of, covariance
+
+BATCHES = (1, 64, 2048, 8192)
+DIMS = (3, 6, 17)
+BOUND = 0.01
+
+
+def make_inputs(batch: int, k: int, full: bool) -> tuple[torch.Tensor, ...]:
+    """A new/old pair far enough apart that every state is projected."""
+    gen = torch.Generator().manual_seed(0)
+    old_mean = torch.randn(batch, k, generator=gen, dtype=torch.float64)
+    mean = old_mean + 0.5 * torch.randn(batch, k, generator=gen, dtype=torch.float64)
+    if full:
+        a = torch.randn(batch, k, k, generator=gen, dtype=torch.float64) / k**0.5
+        eye = torch.eye(k, dtype=torch.float64)
+        old_scale = torch.linalg.cholesky(eye + 0.3 * a @ a.mT)
+        b = torch.randn(batch, k, k, generator=gen, dtype=torch.float64) / k**0.5
+        scale = torch.linalg.cholesky(old_scale @ (eye + 0.5 * b @ b.mT) @ old_scale.mT)
+    else:
+        old_scale = torch.exp(0.3 * torch.randn(batch, k, generator=gen, dtype=torch.float64))
+        scale = old_scale * torch.exp(0.3 * torch.randn(batch, k, generator=gen, dtype=torch.float64))
+    return mean, scale, old_mean, old_scale
+
+
+def bare_closed_form(name: str):
+    """The textbook closed form with no checks and no inside/outside masking."""
+
+    def project(mean, scale, old_mean, old_scale, *, mean_bound, cov_bound):
+        full = scale.dim() == mean.dim() + 1
+        d_mean = mean_distance(mean, old_mean, old_scale, full, True)
+        p_mean = old_mean + (mean - old_mean) * (mean_bound / d_mean).sqrt().unsqueeze(-1)
+        if name == "frobenius":
+            d_cov = frobenius_cov_part(scale, old_scale, full)
+            rep, old_rep = covariance(scale, full), covariance(old_scale, full)
+        else:
+            rep, old_rep = sqrt_cov(scale, full), sqrt_cov(old_scale, full)
+            d_cov = w2_cov_part_from_roots(rep, old_rep, full, True)
+        w = (cov_bound / d_cov).sqrt()
+        w = w[..., None, None] if full else w[..., None]
+        p_rep = old_rep + (rep - old_rep) * w
+        if name == "frobenius":
+            return p_mean, cholesky_of(p_rep) if full else p_rep.sqrt()
+        return p_mean, cholesky_of(p_rep @ p_rep) if full else p_rep
+
+    return project
+
+
+def time_once(fn, inputs) -> float:
+    leaves = [t.clone().requires_grad_(True) for t in inputs]
+    start = time.perf_counter()
+    p_mean, p_scale = fn(*leaves, mean_bound=BOUND, cov_bound=BOUND)
+    (p_mean.sum() + p_scale.sum()).backward()
+    return time.perf_counter() - start
+
+
+def median_us(fn, inputs, budget_s: float) -> float:
+    for _ in range(3):
+        time_once(fn, inputs)  # warm-up
+    samples: list[float] = []
+    start = time.perf_counter()
+    while len(samples) < 7 or (time.perf_counter() - start < budget_s and len(samples) < 2000):
+        samples.append(time_once(fn, inputs))
+    return 1e6 * statistics.median(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--out", default="benchmarks/results/projections.json")
+    parser.add_argument("--quick", action="store_true", help="B in {1, 2048}, k=6 only")
+    parser.add_argument("--budget", type=float, default=0.5, help="seconds of timing per cell")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    batches, dims = ((1, 2048), (6,)) if args.quick else (BATCHES, DIMS)
+    rows = []
+    impls = [(n, get_trust_region(n).project) for n in ("kl", "frobenius", "wasserstein")]
+    impls += [(f"{n}-bare", bare_closed_form(n)) for n in ("frobenius", "wasserstein")]
+    print(f"{'projection':<18}{'cov':<6}{'B':>6}{'k':>4}{'median µs':>12}")
+    for name, fn in impls:
+        for full in (False, True):
+            for k in dims:
+                for batch in batches:
+                    us = median_us(fn, make_inputs(batch, k, full), args.budget)
+                    rows.append(
+                        {"projection": name, "cov": "full" if full else "diag", "B": batch, "k": k, "us": us}
+                    )
+                    print(f"{name:<18}{rows[-1]['cov']:<6}{batch:>6}{k:>4}{us:>12.1f}", flush=True)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "torch": torch.__version__,
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "threads": 1,
+    }
+    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
