@@ -8,7 +8,7 @@ from importlib.util import find_spec
 
 __version__ = "0.1.0"
 
-if False:
+if find_spec("ray") is not None and find_spec("ray.rllib") is not None:
     from rllib_trl.trpl import TRPL, TRPLConfig  # noqa: F401  (registers "TRPL")
 
     __all__ = ["TRPL", "TRPLConfig"]

@@ -1,0 +1,1 @@
+"""PyTorch parts of the TRPL algorithm: distributions, RL module, learner."""

@@ -1,0 +1,155 @@
+"""TRPL's RL module: an MLP Gaussian policy and a separate MLP value function.
+
+Model config keys (``config.rl_module(model_config={...})``):
+    fcnet_hiddens (list[int], default [64, 64]), fcnet_activation ("tanh"),
+    vf_hiddens (default: fcnet_hiddens), cov_type ("diag" | "full"),
+    contextual_std (bool, default False: one state-independent std / Cholesky factor),
+    init_std (float, 1.0), min_std (float, 1e-4).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.rl_module.apis import InferenceOnlyAPI, ValueFunctionAPI
+from ray.rllib.core.rl_module.rl_module import RLModule
+from ray.rllib.core.rl_module.torch import TorchRLModule
+from ray.rllib.core.distribution.torch.torch_distribution import TorchDiagGaussian
+from ray.rllib.utils.annotations import override
+from torch import Tensor, nn
+
+from rllib_trl.torch.distributions import TorchFullGaussian, pack
+
+MODEL_DEFAULTS: dict[str, Any] = {
+    "fcnet_hiddens": [64, 64],
+    "fcnet_activation": "tanh",
+    "vf_hiddens": None,
+    "cov_type": "diag",
+    "contextual_std": False,
+    "init_std": 1.0,
+    "min_std": 1e-4,
+}
+ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "silu": nn.SiLU}
+
+
+def mlp(in_dim: int, hiddens: list[int], activation: str, out_dim: int, out_gain: float) -> nn.Sequential:
+    """Orthogonally initialised MLP (hidden gain √2, output gain ``out_gain``, zero biases)."""
+    layers: list[nn.Module] = []
+    for width in hiddens:
+        layers += [nn.Linear(in_dim, width), ACTIVATIONS[activation]()]
+        in_dim = width
+    layers.append(nn.Linear(in_dim, out_dim))
+    linears = [m for m in layers if isinstance(m, nn.Linear)]
+    for i, layer in enumerate(linears):
+        nn.init.orthogonal_(layer.weight, gain=out_gain if i == len(linears) - 1 else math.sqrt(2))
+        nn.init.zeros_(layer.bias)
+    return nn.Sequential(*layers)
+
+
+def inv_softplus(x: Tensor) -> Tensor:
+    """softplus⁻¹(x) = log(expm1(x)), stable for large x."""
+    return torch.where(x > 20.0, x, torch.log(torch.expm1(x.clamp_max(20.0))))
+
+
+class TRPLTorchRLModule(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
+    """Gaussian policy N(μ(s), Σ) with Σ diagonal or full, state-dependent or not.
+
+    The std (diagonal entries of L) is ``min_std + softplus(raw)``; off-diagonal
+    entries of L are unconstrained. EnvRunners carry an inference-only copy without
+    the value network.
+    """
+
+    @override(RLModule)
+    def setup(self) -> None:
+        if not isinstance(self.action_space, gym.spaces.Box):
+            raise ValueError(
+                f"TRPL needs a continuous (Box) action space, got {self.action_space}; "
+                "use an env with continuous actions"
+            )
+        cfg = {**MODEL_DEFAULTS, **{k: v for k, v in dict(self.model_config or {}).items() if k in MODEL_DEFAULTS}}
+        self.full = cfg["cov_type"] == "full"
+        self.contextual_std = bool(cfg["contextual_std"])
+        self.min_std = float(cfg["min_std"])
+        obs_dim = int(np.prod(self.observation_space.shape))
+        self.k = k = int(np.prod(self.action_space.shape))
+        hiddens, act = list(cfg["fcnet_hiddens"]), cfg["fcnet_activation"]
+        self.n_scale = k * (k + 1) // 2 if self.full else k
+        self.tril_rows, self.tril_cols = (t.tolist() for t in torch.tril_indices(k, k))
+        init_raw = float(inv_softplus(torch.tensor(cfg["init_std"] - self.min_std)))
+
+        self.pi_trunk = mlp(obs_dim, hiddens[:-1], act, hiddens[-1], math.sqrt(2)) if hiddens else nn.Identity()
+        feat = hiddens[-1] if hiddens else obs_dim
+        self.pi_act = ACTIVATIONS[act]() if hiddens else nn.Identity()
+        self.mean_head = mlp(feat, [], act, k, 0.01)
+        init_scale = torch.zeros(self.n_scale)
+        diag_idx = [i for i, (r, c) in enumerate(zip(self.tril_rows, self.tril_cols)) if r == c] if self.full else list(range(k))
+        init_scale[diag_idx] = init_raw
+        if self.contextual_std:
+            self.scale_head = mlp(feat, [], act, self.n_scale, 0.01)
+            with torch.no_grad():
+                self.scale_head[-1].bias.copy_(init_scale)
+        else:
+            self.scale_param = nn.Parameter(init_scale)
+        self._diag_idx = diag_idx
+        if not self.inference_only:
+            vf_hiddens = cfg["vf_hiddens"] if cfg["vf_hiddens"] is not None else hiddens
+            self.vf = mlp(obs_dim, list(vf_hiddens), act, 1, 1.0)
+
+    def scale_from_raw(self, raw: Tensor) -> Tensor:
+        """std ``(..., k)`` or L ``(..., k, k)`` from the unconstrained entries ``(..., n_scale)``."""
+        if not self.full:
+            return self.min_std + nn.functional.softplus(raw)
+        diag_mask = torch.zeros(self.n_scale, dtype=torch.bool, device=raw.device)
+        diag_mask[self._diag_idx] = True
+        entries = torch.where(diag_mask, self.min_std + nn.functional.softplus(raw), raw)
+        scale = raw.new_zeros(*raw.shape[:-1], self.k, self.k)
+        scale[..., self.tril_rows, self.tril_cols] = entries
+        return scale
+
+    def raw_from_scale(self, scale: Tensor) -> Tensor:
+        """Inverse of :meth:`scale_from_raw` (used to copy a projected std into the parameter)."""
+        if not self.full:
+            return inv_softplus((scale - self.min_std).clamp_min(1e-8))
+        entries = scale[..., self.tril_rows, self.tril_cols].clone()
+        entries[..., self._diag_idx] = inv_softplus((entries[..., self._diag_idx] - self.min_std).clamp_min(1e-8))
+        return entries
+
+    def mean_and_scale(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """Policy parameters: mean ``(B, k)`` and std ``(B, k)`` or L ``(B, k, k)``."""
+        feat = self.pi_act(self.pi_trunk(obs.flatten(1).float()))
+        mean = self.mean_head(feat)
+        raw = self.scale_head(feat) if self.contextual_std else self.scale_param.expand(mean.shape[0], -1)
+        return mean, self.scale_from_raw(raw)
+
+    @override(RLModule)
+    def _forward(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
+        mean, scale = self.mean_and_scale(batch[Columns.OBS])
+        return {Columns.ACTION_DIST_INPUTS: pack(mean, scale, self.full)}
+
+    @override(ValueFunctionAPI)
+    def compute_values(self, batch: dict[str, Any], embeddings: Any = None) -> Tensor:
+        return self.vf(batch[Columns.OBS].flatten(1).float()).squeeze(-1)
+
+    @override(InferenceOnlyAPI)
+    def get_non_inference_attributes(self) -> list[str]:
+        return ["vf"]
+
+    def _dist_cls(self):
+        return TorchFullGaussian if self.full else TorchDiagGaussian
+
+    @override(TorchRLModule)
+    def get_inference_action_dist_cls(self):
+        return self._dist_cls()
+
+    @override(TorchRLModule)
+    def get_exploration_action_dist_cls(self):
+        return self._dist_cls()
+
+    @override(TorchRLModule)
+    def get_train_action_dist_cls(self):
+        return self._dist_cls()

@@ -1,0 +1,248 @@
+"""TRPL: PPO-style training with differentiable trust-region projection layers.
+
+``TRPLConfig`` extends ``PPOConfig`` with the projection's settings and MuJoCo defaults
+from the paper (64-64 tanh, orthogonal init, GAE λ 0.95, γ 0.99, separate value
+network with its own learning rate, no ratio clipping, no value-loss clamp,
+observation normalisation). Importing this module registers ``"TRPL"`` with Tune.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gymnasium as gym
+from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
+from ray.rllib.algorithms.ppo import PPO, PPOConfig
+from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+from ray.rllib.utils.annotations import override
+from ray.tune.registry import ENV_CREATOR, _global_registry, register_trainable
+
+from rllib_trl.connectors.mean_std_filter import ExactMeanStdFilter
+from rllib_trl.projections import ENTROPY_SCHEDULES, PROJECTION_NAMES
+from rllib_trl.torch.trpl_rl_module import ACTIVATIONS, MODEL_DEFAULTS
+
+# `training()` keys that TRPL adds to PPO's, with their defaults.
+TRPL_DEFAULTS: dict[str, Any] = {
+    "projection": "kl",
+    "mean_bound": 0.03,
+    "cov_bound": 0.001,
+    "trust_region_coeff": 8.0,
+    "scale_prec": True,
+    "entropy_schedule": None,
+    "target_entropy": None,
+    "temperature": 0.5,
+    "entropy_eq": False,
+    "entropy_first": False,
+    "entropy_schedule_steps": 1_000_000,
+    "vf_lr": 3e-4,
+    "projection_dtype": "float64",
+    "normalize_observations": True,
+}
+
+
+
+class TRPLConfig(PPOConfig):
+    """Configuration for :class:`TRPL`.
+
+    Example::
+
+        config = (
+            TRPLConfig()
+            .environment("Hopper-v5")
+            .training(projection="kl", mean_bound=0.03, cov_bound=0.001)
+            .rl_module(model_config={"cov_type": "diag", "contextual_std": False})
+        )
+        algo = config.build_algo()
+    """
+
+    def __init__(self, algo_class=None):
+        super().__init__(algo_class=algo_class or TRPL)
+        for key, value in TRPL_DEFAULTS.items():
+            setattr(self, key, value)
+        # Paper / CleanRL-style MuJoCo defaults instead of PPO's.
+        self.lr = 3e-4
+        self.gamma = 0.99
+        self.lambda_ = 0.95
+        self.num_epochs = 10
+        self.minibatch_size = 64
+        self.train_batch_size_per_learner = 2048
+        self.use_kl_loss = False
+        self.clip_param = None
+        self.vf_clip_param = math.inf
+        self.vf_loss_coeff = 1.0
+        self.entropy_coeff = 0.0
+        self.grad_clip = None
+        self.num_env_runners = 1
+        self.num_envs_per_env_runner = 4
+        self.rollout_fragment_length = "auto"
+
+    @override(PPOConfig)
+    def training(
+        self,
+        *,
+        projection: str = NotProvided,
+        mean_bound: float = NotProvided,
+        cov_bound: float = NotProvided,
+        trust_region_coeff: float = NotProvided,
+        scale_prec: bool = NotProvided,
+        entropy_schedule: str | None = NotProvided,
+        target_entropy: float | None = NotProvided,
+        temperature: float = NotProvided,
+        entropy_eq: bool = NotProvided,
+        entropy_first: bool = NotProvided,
+        entropy_schedule_steps: int = NotProvided,
+        vf_lr: float = NotProvided,
+        projection_dtype: str = NotProvided,
+        normalize_observations: bool = NotProvided,
+        **kwargs,
+    ) -> TRPLConfig:
+        """Sets TRPL's training options (and PPO's, passed through ``kwargs``).
+
+        Args:
+            projection: "kl", "frobenius", "wasserstein", or "none" (no projection;
+                a PPO-like run that still logs the trust-region metrics).
+            mean_bound: ε_μ, the bound on the mean part of the measure per state.
+            cov_bound: ε_Σ, the bound on the covariance part per state.
+            trust_region_coeff: weight of the loss d(π, sg(π̃)) that pulls the
+                network output towards its projection.
+            scale_prec: Frobenius / W2 only: measure in the old covariance's metric.
+            entropy_schedule: None, "linear" or "exp": an entropy bound β that moves
+                from the initial policy's entropy to ``target_entropy``.
+            target_entropy: final entropy (exp: per action dimension).
+            temperature: base of the "exp" schedule, in (0, 1].
+            entropy_eq: hold the entropy at β (equality) instead of only above it.
+            entropy_first: apply entropy control before the trust-region projection.
+            entropy_schedule_steps: env steps over which the schedule runs (T).
+            vf_lr: learning rate of the separate value-network optimizer.
+            projection_dtype: "float64" (default) or "float32" for the projection.
+            normalize_observations: normalise observations with running mean/std
+                statistics that merge exactly across EnvRunners.
+            **kwargs: PPO / AlgorithmConfig ``training()`` options, e.g. ``lr``,
+                ``num_epochs``, ``minibatch_size``, ``lambda_``, ``clip_param``
+                (None disables ratio clipping, the default), ``grad_clip``.
+        """
+        super().training(**kwargs)
+        given = {
+            "projection": projection,
+            "mean_bound": mean_bound,
+            "cov_bound": cov_bound,
+            "trust_region_coeff": trust_region_coeff,
+            "scale_prec": scale_prec,
+            "entropy_schedule": entropy_schedule,
+            "target_entropy": target_entropy,
+            "temperature": temperature,
+            "entropy_eq": entropy_eq,
+            "entropy_first": entropy_first,
+            "entropy_schedule_steps": entropy_schedule_steps,
+            "vf_lr": vf_lr,
+            "projection_dtype": projection_dtype,
+            "normalize_observations": normalize_observations,
+        }
+        for key, value in given.items():
+            if value is not NotProvided:
+                setattr(self, key, value)
+        return self
+
+    @override(PPOConfig)
+    def get_default_rl_module_spec(self) -> RLModuleSpec:
+        from rllib_trl.torch.trpl_rl_module import TRPLTorchRLModule
+
+        return RLModuleSpec(module_class=TRPLTorchRLModule)
+
+    @override(PPOConfig)
+    def get_default_learner_class(self):
+        from rllib_trl.torch.trpl_torch_learner import TRPLTorchLearner
+
+        return TRPLTorchLearner
+
+    @override(AlgorithmConfig)
+    def build_env_to_module_connector(self, env=None, spaces=None, device=None):
+        pipeline = super().build_env_to_module_connector(env=env, spaces=spaces, device=device)
+        if self.normalize_observations:
+            pipeline.prepend(ExactMeanStdFilter())
+        return pipeline
+
+    @override(PPOConfig)
+    def validate(self) -> None:
+        super().validate()
+        self._validate_trpl()
+        self._validate_model_config()
+        self._validate_env()
+
+    def _bad(self, key: str, problem: str, fix: str) -> None:
+        self._value_error(f"TRPLConfig: `{key}` {problem}; {fix}")
+
+    def _validate_trpl(self) -> None:
+        if self.projection not in PROJECTION_NAMES:
+            self._bad("projection", f"is {self.projection!r}", f"use one of {list(PROJECTION_NAMES)}")
+        for key in ("mean_bound", "cov_bound"):
+            value = getattr(self, key)
+            if not isinstance(value, (int, float)) or not (0 < value < math.inf):
+                self._bad(key, f"is {value!r}", "use a positive finite number, e.g. 0.03")
+        for key in ("trust_region_coeff", "vf_lr"):
+            value = getattr(self, key)
+            if not isinstance(value, (int, float)) or value < 0 or not math.isfinite(value):
+                self._bad(key, f"is {value!r}", "use a non-negative number")
+        if self.entropy_schedule not in ENTROPY_SCHEDULES:
+            self._bad("entropy_schedule", f"is {self.entropy_schedule!r}", f"use one of {list(ENTROPY_SCHEDULES)}")
+        if self.entropy_schedule is not None and self.target_entropy is None:
+            self._bad("target_entropy", "is not set", "give a target entropy when `entropy_schedule` is set")
+        if not (0 < self.temperature <= 1):
+            self._bad("temperature", f"is {self.temperature!r}", "use a value in (0, 1]")
+        if not isinstance(self.entropy_schedule_steps, int) or self.entropy_schedule_steps <= 0:
+            self._bad("entropy_schedule_steps", f"is {self.entropy_schedule_steps!r}", "use a positive integer")
+        if self.projection_dtype not in ("float32", "float64"):
+            self._bad("projection_dtype", f"is {self.projection_dtype!r}", "use 'float32' or 'float64'")
+        if self.clip_param is not None and not (isinstance(self.clip_param, (int, float)) and self.clip_param > 0):
+            self._bad("clip_param", f"is {self.clip_param!r}", "use None (no ratio clipping) or a positive number")
+        if self.use_kl_loss:
+            self._bad("use_kl_loss", "is True", "TRPL bounds the KL per state by projection; set use_kl_loss=False")
+
+    def _validate_model_config(self) -> None:
+        model = dict(self.model_config or {})
+        if "free_log_std" in model:
+            self._bad("free_log_std", "is not a TRPL model option", "use `contextual_std` (False = one free std)")
+        cov_type = model.get("cov_type", MODEL_DEFAULTS["cov_type"])
+        if cov_type not in ("diag", "full"):
+            self._bad("cov_type", f"is {cov_type!r}", "use 'diag' or 'full'")
+        act = model.get("fcnet_activation", MODEL_DEFAULTS["fcnet_activation"])
+        if act not in ACTIVATIONS:
+            self._bad("fcnet_activation", f"is {act!r}", f"use one of {list(ACTIVATIONS)}")
+        init_std = model.get("init_std", MODEL_DEFAULTS["init_std"])
+        min_std = model.get("min_std", MODEL_DEFAULTS["min_std"])
+        if not (isinstance(min_std, (int, float)) and min_std >= 0):
+            self._bad("min_std", f"is {min_std!r}", "use a non-negative number")
+        if not (isinstance(init_std, (int, float)) and init_std > min_std):
+            self._bad("init_std", f"is {init_std!r}", f"use a number above min_std ({min_std})")
+
+    def _validate_env(self) -> None:
+        """Fail at build time, with the key named, for a missing env or discrete actions."""
+        if not isinstance(self.env, str) or self.action_space is not None:
+            space = self.action_space
+        elif _global_registry.contains(ENV_CREATOR, self.env):
+            env = _global_registry.get(ENV_CREATOR, self.env)(self.env_config)
+            space = env.action_space
+            env.close()
+        else:
+            try:
+                env = gym.make(self.env, **(self.env_config or {}))
+            except gym.error.Error as err:
+                self._bad("env", f"{self.env!r} cannot be made ({err})", "use a registered gymnasium env id, e.g. Hopper-v5")
+                return
+            space = env.action_space
+            env.close()
+        if space is not None and not isinstance(space, gym.spaces.Box):
+            self._bad("env", f"has action space {space}", "TRPL needs continuous (Box) actions")
+
+
+class TRPL(PPO):
+    """TRPL on RLlib's new API stack (PPO's sampling and learner loop, TRPL's loss)."""
+
+    @classmethod
+    @override(PPO)
+    def get_default_config(cls) -> TRPLConfig:
+        return TRPLConfig()
+
+
+register_trainable("TRPL", TRPL)
