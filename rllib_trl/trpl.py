@@ -19,6 +19,7 @@ from ray.rllib.utils.annotations import override
 from ray.tune.registry import ENV_CREATOR, _global_registry, register_trainable
 
 from rllib_trl.connectors.mean_std_filter import ExactMeanStdFilter
+from rllib_trl.connectors.reward_scaling import DiscountedReturnStats
 from rllib_trl.projections import ENTROPY_SCHEDULES, PROJECTION_NAMES
 from rllib_trl.torch.trpl_rl_module import ACTIVATIONS, MODEL_DEFAULTS
 
@@ -38,6 +39,8 @@ TRPL_DEFAULTS: dict[str, Any] = {
     "vf_lr": 3e-4,
     "projection_dtype": "float64",
     "normalize_observations": True,
+    "normalize_rewards": True,
+    "reward_clip": 10.0,
 }
 
 
@@ -95,6 +98,8 @@ class TRPLConfig(PPOConfig):
         vf_lr: float = NotProvided,
         projection_dtype: str = NotProvided,
         normalize_observations: bool = NotProvided,
+        normalize_rewards: bool = NotProvided,
+        reward_clip: float = NotProvided,
         **kwargs,
     ) -> TRPLConfig:
         """Sets TRPL's training options (and PPO's, passed through ``kwargs``).
@@ -118,6 +123,10 @@ class TRPLConfig(PPOConfig):
             projection_dtype: "float64" (default) or "float32" for the projection.
             normalize_observations: normalise observations with running mean/std
                 statistics that merge exactly across EnvRunners.
+            normalize_rewards: divide rewards by the running std of the discounted
+                return and clip them to ±``reward_clip`` before GAE (as SB3's
+                VecNormalize); logged episode returns stay in raw units.
+            reward_clip: clip bound for normalised rewards.
             **kwargs: PPO / AlgorithmConfig ``training()`` options, e.g. ``lr``,
                 ``num_epochs``, ``minibatch_size``, ``lambda_``, ``clip_param``
                 (None disables ratio clipping, the default), ``grad_clip``.
@@ -138,6 +147,8 @@ class TRPLConfig(PPOConfig):
             "vf_lr": vf_lr,
             "projection_dtype": projection_dtype,
             "normalize_observations": normalize_observations,
+            "normalize_rewards": normalize_rewards,
+            "reward_clip": reward_clip,
         }
         for key, value in given.items():
             if value is not NotProvided:
@@ -159,6 +170,10 @@ class TRPLConfig(PPOConfig):
     @override(AlgorithmConfig)
     def build_env_to_module_connector(self, env=None, spaces=None, device=None):
         pipeline = super().build_env_to_module_connector(env=env, spaces=spaces, device=device)
+        # Stateful pieces go first: RLlib's pipeline merge pairs the i-th non-empty
+        # state with the i-th connector.
+        if self.normalize_rewards:
+            pipeline.prepend(DiscountedReturnStats(gamma=self.gamma))
         if self.normalize_observations:
             pipeline.prepend(ExactMeanStdFilter())
         return pipeline
@@ -196,6 +211,8 @@ class TRPLConfig(PPOConfig):
             self._bad("projection_dtype", f"is {self.projection_dtype!r}", "use 'float32' or 'float64'")
         if self.clip_param is not None and not (isinstance(self.clip_param, (int, float)) and self.clip_param > 0):
             self._bad("clip_param", f"is {self.clip_param!r}", "use None (no ratio clipping) or a positive number")
+        if not (isinstance(self.reward_clip, (int, float)) and self.reward_clip > 0):
+            self._bad("reward_clip", f"is {self.reward_clip!r}", "use a positive number")
         if self.use_kl_loss:
             self._bad("use_kl_loss", "is True", "TRPL bounds the KL per state by projection; set use_kl_loss=False")
 

@@ -26,6 +26,7 @@ from ray.rllib.utils.torch_utils import explained_variance
 from ray.rllib.utils.typing import ModuleID
 from torch import Tensor
 
+from rllib_trl.connectors.reward_scaling import ScaleRewards
 from rllib_trl.projections import entropy, entropy_bound, entropy_projection, get_trust_region, kl_parts
 from rllib_trl.torch.distributions import make_distribution, unpack
 
@@ -54,6 +55,8 @@ class TRPLTorchLearner(PPOTorchLearner):
     @override(PPOTorchLearner)
     def build(self) -> None:
         super().build()
+        if self._learner_connector is not None and self.config.normalize_rewards:
+            self._learner_connector.prepend(ScaleRewards(clip=self.config.reward_clip))
         self._old_scale: dict[ModuleID, Tensor] = {}
         self._entropy_bound: dict[ModuleID, float | None] = {}
 

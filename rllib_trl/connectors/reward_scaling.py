@@ -1,0 +1,111 @@
+"""Reward normalisation as Stable-Baselines3's VecNormalize does it: divide rewards by
+the running std of the discounted return and clip.
+
+Two pieces:
+- :class:`DiscountedReturnStats` (env-to-module, on EnvRunners) keeps, per ongoing
+  episode, G ← γ G + r and the running statistics of G; it merges exactly across
+  EnvRunners (each runner's new samples = its statistics − the base it was last given)
+  and stamps the current scale sqrt(Var[G] + 1e-8) into each episode's ``custom_data``.
+- :class:`ScaleRewards` (learner connector) divides each episode chunk's rewards by
+  that scale and clips them, before GAE. Logged returns stay in raw reward units.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from ray.rllib.connectors.connector_v2 import ConnectorV2
+from ray.rllib.utils.annotations import override
+
+from rllib_trl.connectors.running_stats import Stat, combine, subtract
+
+REWARD_SCALE_KEY = "reward_scale"
+EPSILON = 1e-8
+
+
+def _empty() -> Stat:
+    return 0, np.zeros(()), np.zeros(())
+
+
+def _encode(stat: Stat) -> list:
+    return [int(stat[0]), float(stat[1]), float(stat[2])]
+
+
+def _decode(data: list) -> Stat:
+    return int(data[0]), np.asarray(float(data[1])), np.asarray(float(data[2]))
+
+
+def scale_of(stat: Stat) -> float:
+    """sqrt(Var[G] + ε): the divisor for rewards (1 before any data)."""
+    n, _, m2 = stat
+    var = float(m2) / n if n > 0 else 1.0
+    return float(np.sqrt(var + EPSILON))
+
+
+class DiscountedReturnStats(ConnectorV2):
+    """Running statistics of the discounted return, on EnvRunners (env-to-module)."""
+
+    def __init__(self, input_observation_space=None, input_action_space=None, *, gamma: float = 0.99, **kwargs):
+        super().__init__(input_observation_space, input_action_space, **kwargs)
+        self.gamma = gamma
+        self._stat: Stat = _empty()
+        self._base: Stat = _empty()
+        self._returns: dict[str, float] = {}  # episode id -> G
+        self._seen_t: dict[str, int] = {}  # episode id -> last env step counted
+
+    @override(ConnectorV2)
+    def __call__(self, *, rl_module, batch, episodes, explore=None, shared_data=None, **kwargs) -> Any:
+        for episode in self.single_agent_episode_iterator(episodes, agents_that_stepped_only=False):
+            eid, seen = episode.id_, self._seen_t.get(episode.id_, episode.t_started)
+            if episode.t > seen:
+                new = np.asarray(episode.get_rewards(slice(seen - episode.t_started, None)), dtype=np.float64)
+                g = self._returns.get(eid, 0.0)
+                returns = np.empty_like(new)
+                for i, r in enumerate(new):
+                    g = self.gamma * g + r
+                    returns[i] = g
+                self._returns[eid], self._seen_t[eid] = g, episode.t
+                self._stat = combine(self._stat, (len(returns), returns.mean(), ((returns - returns.mean()) ** 2).sum()))
+            episode.custom_data[REWARD_SCALE_KEY] = scale_of(self._stat)
+            if episode.is_done:
+                self._returns.pop(eid, None)
+                self._seen_t.pop(eid, None)
+        return batch
+
+    @override(ConnectorV2)
+    def get_state(self, components=None, *, not_components=None, **kwargs) -> dict[str, Any]:
+        return {"stat": _encode(self._stat), "base": _encode(self._base), "gamma": self.gamma}
+
+    @override(ConnectorV2)
+    def set_state(self, state: dict[str, Any]) -> None:
+        self._stat = _decode(state["stat"])
+        self._base = self._stat  # new samples are measured from what we were given
+
+    @override(ConnectorV2)
+    def merge_states(self, states: list[dict[str, Any]]) -> dict[str, Any]:
+        merged = self._stat
+        for state in states:
+            merged = combine(merged, subtract(_decode(state["stat"]), _decode(state["base"])))
+        self._stat = merged
+        return {"stat": _encode(merged), "base": _encode(merged), "gamma": self.gamma}
+
+
+class ScaleRewards(ConnectorV2):
+    """Learner connector: r ← clip(r / scale, −clip, clip) per episode chunk."""
+
+    def __init__(self, input_observation_space=None, input_action_space=None, *, clip: float = 10.0, **kwargs):
+        super().__init__(input_observation_space, input_action_space, **kwargs)
+        self.clip = clip
+
+    @override(ConnectorV2)
+    def __call__(self, *, rl_module, batch, episodes, explore=None, shared_data=None, **kwargs) -> Any:
+        for episode in self.single_agent_episode_iterator(episodes, agents_that_stepped_only=False):
+            scale = episode.custom_data.get(REWARD_SCALE_KEY)
+            if scale is None or len(episode) == 0:
+                continue
+            # The whole buffer (lookback included); arrays arriving through Ray are read-only.
+            buffer = episode.rewards
+            rewards = np.asarray(buffer.data, dtype=np.float64)
+            buffer.data = np.clip(rewards / scale, -self.clip, self.clip).astype(np.float32)
+        return batch
