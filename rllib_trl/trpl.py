@@ -12,8 +12,10 @@ import math
 from typing import Any
 
 import gymnasium as gym
+from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from ray.rllib.algorithms.ppo import PPO, PPOConfig
+from ray.rllib.core import COMPONENT_ENV_TO_MODULE_CONNECTOR
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.utils.annotations import override
 from ray.tune.registry import ENV_CREATOR, _global_registry, register_trainable
@@ -79,6 +81,8 @@ class TRPLConfig(PPOConfig):
         self.num_env_runners = 1
         self.num_envs_per_env_runner = 4
         self.rollout_fragment_length = "auto"
+        # Evaluation reports the deterministic (mean-action) policy.
+        self.evaluation_config = {"explore": False}
 
     @override(PPOConfig)
     def training(
@@ -155,6 +159,14 @@ class TRPLConfig(PPOConfig):
                 setattr(self, key, value)
         return self
 
+    @override(AlgorithmConfig)
+    def get_state(self) -> dict[str, Any]:
+        # RLlib drops every value equal to its DEPRECATED_VALUE (-1) from the state, so
+        # a `mean_bound=-1` would silently become the default instead of failing.
+        state = super().get_state()
+        state.update({key: getattr(self, key) for key in TRPL_DEFAULTS})
+        return state
+
     @override(PPOConfig)
     def get_default_rl_module_spec(self) -> RLModuleSpec:
         from rllib_trl.torch.trpl_rl_module import TRPLTorchRLModule
@@ -172,10 +184,11 @@ class TRPLConfig(PPOConfig):
         pipeline = super().build_env_to_module_connector(env=env, spaces=spaces, device=device)
         # Stateful pieces go first: RLlib's pipeline merge pairs the i-th non-empty
         # state with the i-th connector.
-        if self.normalize_rewards:
+        if self.normalize_rewards and not self.in_evaluation:
             pipeline.prepend(DiscountedReturnStats(gamma=self.gamma))
         if self.normalize_observations:
-            pipeline.prepend(ExactMeanStdFilter())
+            # Evaluation uses the training statistics as they are (see TRPL._before_evaluate).
+            pipeline.prepend(ExactMeanStdFilter(update_stats=not self.in_evaluation))
         return pipeline
 
     @override(PPOConfig)
@@ -260,6 +273,23 @@ class TRPL(PPO):
     @override(PPO)
     def get_default_config(cls) -> TRPLConfig:
         return TRPLConfig()
+
+    @override(Algorithm)
+    def _before_evaluate(self) -> None:
+        """Give the evaluation EnvRunners the training observation statistics.
+
+        RLlib 2.60 skips the connector-state sync when evaluation runs on the local
+        EnvRunner only (``evaluation_num_env_runners=0``), so evaluation would see
+        unnormalised observations.
+        """
+        super()._before_evaluate()
+        source = self.env_runner_group.local_env_runner if self.env_runner_group else None
+        if self.eval_env_runner_group is None or source is None:
+            return
+        state = source.get_state(components=COMPONENT_ENV_TO_MODULE_CONNECTOR)
+        if not state:
+            return
+        self.eval_env_runner_group.foreach_env_runner(lambda runner: runner.set_state(state), local_env_runner=True)
 
 
 register_trainable("TRPL", TRPL)

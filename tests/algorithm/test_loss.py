@@ -1,0 +1,128 @@
+"""The learner's loss equals a hand computation from the projection API, and each
+loss term's gradient reaches only the parameters it should."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import pytest
+import torch
+from ray.rllib.core.columns import Columns
+from ray.rllib.evaluation.postprocessing import Postprocessing
+
+from rllib_trl.projections import get_trust_region
+from rllib_trl.torch.distributions import make_distribution, pack
+from tests.algorithm.helpers import small_config
+
+MODULE = "default_policy"
+
+
+def _learner(projection="kl", cov_type="diag", contextual_std=False, **training):
+    config = small_config(projection=projection, cov_type=cov_type, contextual_std=contextual_std, **training)
+    env = gym.make("Hopper-v5")
+    learner = config.build_learner(env=env)
+    env.close()
+    return config, learner, learner.module[MODULE].unwrapped()
+
+
+def _batch(module, n=32, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    obs = torch.randn(n, 11, generator=gen)
+    with torch.no_grad():
+        mean, scale = module.mean_and_scale(obs)
+        old_mean = mean + 0.3 * torch.randn(mean.shape, generator=gen)
+        old_scale = scale * 1.2 if not module.full else scale * 1.2
+        old_inputs = pack(old_mean, old_scale, module.full)
+        old_dist = make_distribution(old_mean, old_scale, module.full)
+        actions = old_dist.sample()
+        logp = old_dist.logp(actions)
+    return {
+        Columns.OBS: obs,
+        Columns.ACTIONS: actions,
+        Columns.ACTION_LOGP: logp,
+        Columns.ACTION_DIST_INPUTS: old_inputs,
+        Postprocessing.ADVANTAGES: torch.randn(n, generator=gen),
+        Postprocessing.VALUE_TARGETS: torch.randn(n, generator=gen) * 5,
+        Columns.LOSS_MASK: torch.ones(n, dtype=torch.bool),
+    }
+
+
+def _hand_terms(config, module, batch):
+    """policy, trust-region and value losses from the public projection API."""
+    mean, scale = module.mean_and_scale(batch[Columns.OBS])
+    from rllib_trl.torch.distributions import unpack
+
+    old_mean, old_scale = unpack(batch[Columns.ACTION_DIST_INPUTS], module.full)
+    tr = get_trust_region(config.projection, scale_prec=config.scale_prec)
+    p_mean, p_scale = tr.project(
+        mean.double(),
+        scale.double(),
+        old_mean.double(),
+        old_scale.double(),
+        mean_bound=config.mean_bound,
+        cov_bound=config.cov_bound,
+    )
+    p_mean, p_scale = p_mean.float(), p_scale.float()
+    logp = make_distribution(p_mean, p_scale, module.full).logp(batch[Columns.ACTIONS])
+    ratio = torch.exp(logp - batch[Columns.ACTION_LOGP])
+    policy_loss = -(batch[Postprocessing.ADVANTAGES] * ratio).mean()
+    d_mean, d_cov = tr.parts(mean, scale, p_mean.detach(), p_scale.detach())
+    dist = d_mean + d_cov if module.contextual_std else d_mean
+    tr_loss = config.trust_region_coeff * dist.mean()
+    vf_loss = (module.compute_values(batch) - batch[Postprocessing.VALUE_TARGETS]).square().mean()
+    return policy_loss, tr_loss, vf_loss
+
+
+@pytest.mark.parametrize(
+    "projection, cov_type, contextual",
+    [("kl", "diag", False), ("kl", "full", True), ("wasserstein", "diag", True), ("frobenius", "full", False)],
+)
+def test_loss_matches_hand_computation(projection, cov_type, contextual):
+    config, learner, module = _learner(projection, cov_type, contextual)
+    batch = _batch(module)
+    fwd_out = module.forward_train(batch)
+    loss = learner.compute_loss_for_module(module_id=MODULE, config=config, batch=batch, fwd_out=fwd_out)
+    policy_loss, tr_loss, vf_loss = _hand_terms(config, module, batch)
+    assert tr_loss.item() > 0  # the batch has states outside the region
+    torch.testing.assert_close(loss, policy_loss + tr_loss + vf_loss, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("contextual", [False, True])
+def test_gradient_routing(contextual):
+    config, learner, module = _learner("kl", "diag", contextual)
+    batch = _batch(module, seed=1)
+    vf_params = list(module.vf.parameters())
+    vf_ids = {id(p) for p in vf_params}
+    pi_params = [p for p in module.parameters() if id(p) not in vf_ids]
+    policy_loss, tr_loss, vf_loss = _hand_terms(config, module, batch)
+
+    vf_grads = torch.autograd.grad(vf_loss, pi_params, allow_unused=True)
+    assert all(g is None for g in vf_grads), "value loss reached policy parameters"
+    pi_grads = torch.autograd.grad(policy_loss + tr_loss, vf_params, allow_unused=True)
+    assert all(g is None for g in pi_grads), "policy / trust-region loss reached the value net"
+
+    # The learner's total loss splits the same way.
+    loss = learner.compute_loss_for_module(
+        module_id=MODULE, config=config, batch=batch, fwd_out=module.forward_train(batch)
+    )
+    total_vf = torch.autograd.grad(loss, vf_params, retain_graph=True)
+    expect_vf = torch.autograd.grad(vf_loss, vf_params)
+    for a, b in zip(total_vf, expect_vf):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+    _, tr2, _ = _hand_terms(config, module, batch)
+    p2, _, _ = _hand_terms(config, module, batch)
+    total_pi = torch.autograd.grad(loss, pi_params, allow_unused=True)
+    expect_pi = torch.autograd.grad(p2 + tr2, pi_params, allow_unused=True)
+    for a, b in zip(total_pi, expect_pi):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_two_optimizers_split_parameters():
+    config, learner, module = _learner()
+    policy_opt = learner.get_optimizer(MODULE, "policy")
+    value_opt = learner.get_optimizer(MODULE, "value")
+    vf_ids = {id(p) for p in module.vf.parameters()}
+    value_ids = {id(p) for g in value_opt.param_groups for p in g["params"]}
+    policy_ids = {id(p) for g in policy_opt.param_groups for p in g["params"]}
+    assert value_ids == vf_ids
+    assert policy_ids.isdisjoint(vf_ids)
+    assert policy_ids | value_ids == {id(p) for p in module.parameters()}
