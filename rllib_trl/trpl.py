@@ -46,7 +46,6 @@ TRPL_DEFAULTS: dict[str, Any] = {
 }
 
 
-
 class TRPLConfig(PPOConfig):
     """Configuration for :class:`TRPL`.
 
@@ -213,26 +212,38 @@ class TRPLConfig(PPOConfig):
             if not isinstance(value, (int, float)) or value < 0 or not math.isfinite(value):
                 self._bad(key, f"is {value!r}", "use a non-negative number")
         if self.entropy_schedule not in ENTROPY_SCHEDULES:
-            self._bad("entropy_schedule", f"is {self.entropy_schedule!r}", f"use one of {list(ENTROPY_SCHEDULES)}")
+            self._bad(
+                "entropy_schedule", f"is {self.entropy_schedule!r}", f"use one of {list(ENTROPY_SCHEDULES)}"
+            )
         if self.entropy_schedule is not None and self.target_entropy is None:
             self._bad("target_entropy", "is not set", "give a target entropy when `entropy_schedule` is set")
         if not (0 < self.temperature <= 1):
             self._bad("temperature", f"is {self.temperature!r}", "use a value in (0, 1]")
         if not isinstance(self.entropy_schedule_steps, int) or self.entropy_schedule_steps <= 0:
-            self._bad("entropy_schedule_steps", f"is {self.entropy_schedule_steps!r}", "use a positive integer")
+            self._bad(
+                "entropy_schedule_steps", f"is {self.entropy_schedule_steps!r}", "use a positive integer"
+            )
         if self.projection_dtype not in ("float32", "float64"):
             self._bad("projection_dtype", f"is {self.projection_dtype!r}", "use 'float32' or 'float64'")
-        if self.clip_param is not None and not (isinstance(self.clip_param, (int, float)) and self.clip_param > 0):
-            self._bad("clip_param", f"is {self.clip_param!r}", "use None (no ratio clipping) or a positive number")
+        if self.clip_param is not None and not (
+            isinstance(self.clip_param, (int, float)) and self.clip_param > 0
+        ):
+            self._bad(
+                "clip_param", f"is {self.clip_param!r}", "use None (no ratio clipping) or a positive number"
+            )
         if not (isinstance(self.reward_clip, (int, float)) and self.reward_clip > 0):
             self._bad("reward_clip", f"is {self.reward_clip!r}", "use a positive number")
         if self.use_kl_loss:
-            self._bad("use_kl_loss", "is True", "TRPL bounds the KL per state by projection; set use_kl_loss=False")
+            self._bad(
+                "use_kl_loss", "is True", "TRPL bounds the KL per state by projection; set use_kl_loss=False"
+            )
 
     def _validate_model_config(self) -> None:
         model = dict(self.model_config or {})
         if "free_log_std" in model:
-            self._bad("free_log_std", "is not a TRPL model option", "use `contextual_std` (False = one free std)")
+            self._bad(
+                "free_log_std", "is not a TRPL model option", "use `contextual_std` (False = one free std)"
+            )
         cov_type = model.get("cov_type", MODEL_DEFAULTS["cov_type"])
         if cov_type not in ("diag", "full"):
             self._bad("cov_type", f"is {cov_type!r}", "use 'diag' or 'full'")
@@ -258,7 +269,11 @@ class TRPLConfig(PPOConfig):
             try:
                 env = gym.make(self.env, **(self.env_config or {}))
             except gym.error.Error as err:
-                self._bad("env", f"{self.env!r} cannot be made ({err})", "use a registered gymnasium env id, e.g. Hopper-v5")
+                self._bad(
+                    "env",
+                    f"{self.env!r} cannot be made ({err})",
+                    "use a registered gymnasium env id, e.g. Hopper-v5",
+                )
                 return
             space = env.action_space
             env.close()
@@ -289,7 +304,9 @@ class TRPL(PPO):
         state = source.get_state(components=COMPONENT_ENV_TO_MODULE_CONNECTOR)
         if not state:
             return
-        self.eval_env_runner_group.foreach_env_runner(lambda runner: runner.set_state(state), local_env_runner=True)
+        self.eval_env_runner_group.foreach_env_runner(
+            lambda runner: runner.set_state(state), local_env_runner=True
+        )
 
 
 register_trainable("TRPL", TRPL)

@@ -27,7 +27,12 @@ BASE_KEY = "base_running_stats"
 
 
 def _to_stat(rs: RunningStat) -> Stat:
-    return rs.num_pushes, np.asarray(rs.mean_array, dtype=np.float64), np.asarray(rs.sum_sq_diff_array, dtype=np.float64)
+    """A copy: RunningStat.push updates its arrays in place."""
+    return (
+        rs.num_pushes,
+        np.array(rs.mean_array, dtype=np.float64),
+        np.array(rs.sum_sq_diff_array, dtype=np.float64),
+    )
 
 
 def _set_stat(rs: RunningStat, stat: Stat) -> None:
@@ -62,7 +67,9 @@ class ExactMeanStdFilter(MeanStdFilter):
 
     @override(ConnectorV2)
     def set_state(self, state: dict[str, Any]) -> None:
-        super().set_state(state)
+        # Copy: RunningStat.from_state keeps the given arrays, and a local EnvRunner may
+        # share one state object with the reference filter.
+        super().set_state(copy.deepcopy(state))
         # What we were just given is the base our new samples will be measured from.
         self._base = {agent_id: [_to_stat(rs) for rs in self._flat_stats(agent_id)] for agent_id in state}
 
@@ -82,7 +89,7 @@ class ExactMeanStdFilter(MeanStdFilter):
                 for i, stat in enumerate(full):
                     new = subtract(stat, base[i]) if base else stat
                     merged[i] = combine(merged[i], new)
-            for rs, stat in zip(tree.flatten(ref.running_stats), merged):
+            for rs, stat in zip(tree.flatten(ref.running_stats), merged, strict=False):
                 _set_stat(rs, stat)
         out = MeanStdFilter._get_state_from_filters(self._filters)
         return copy.deepcopy(out)

@@ -6,8 +6,9 @@ Two pieces:
   episode, G ← γ G + r and the running statistics of G; it merges exactly across
   EnvRunners (each runner's new samples = its statistics − the base it was last given)
   and stamps the current scale sqrt(Var[G] + 1e-8) into each episode's ``custom_data``.
-- :class:`ScaleRewards` (learner connector) divides each episode chunk's rewards by
-  that scale and clips them, before GAE. Logged returns stay in raw reward units.
+- :class:`ScaleRewards` (learner connector) divides each episode chunk's rewards in
+  the train batch by that scale and clips them, right before GAE. Logged returns stay
+  in raw reward units.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 from ray.rllib.connectors.connector_v2 import ConnectorV2
+from ray.rllib.core.columns import Columns
 from ray.rllib.utils.annotations import override
 
 from rllib_trl.connectors.running_stats import Stat, combine, subtract
@@ -46,7 +49,9 @@ def scale_of(stat: Stat) -> float:
 class DiscountedReturnStats(ConnectorV2):
     """Running statistics of the discounted return, on EnvRunners (env-to-module)."""
 
-    def __init__(self, input_observation_space=None, input_action_space=None, *, gamma: float = 0.99, **kwargs):
+    def __init__(
+        self, input_observation_space=None, input_action_space=None, *, gamma: float = 0.99, **kwargs
+    ):
         super().__init__(input_observation_space, input_action_space, **kwargs)
         self.gamma = gamma
         self._stat: Stat = _empty()
@@ -66,7 +71,9 @@ class DiscountedReturnStats(ConnectorV2):
                     g = self.gamma * g + r
                     returns[i] = g
                 self._returns[eid], self._seen_t[eid] = g, episode.t
-                self._stat = combine(self._stat, (len(returns), returns.mean(), ((returns - returns.mean()) ** 2).sum()))
+                self._stat = combine(
+                    self._stat, (len(returns), returns.mean(), ((returns - returns.mean()) ** 2).sum())
+                )
             episode.custom_data[REWARD_SCALE_KEY] = scale_of(self._stat)
             if episode.is_done:
                 self._returns.pop(eid, None)
@@ -92,20 +99,31 @@ class DiscountedReturnStats(ConnectorV2):
 
 
 class ScaleRewards(ConnectorV2):
-    """Learner connector: r ← clip(r / scale, −clip, clip) per episode chunk."""
+    """Learner connector, placed right before GAE: r ← clip(r / scale, −clip, clip).
 
-    def __init__(self, input_observation_space=None, input_action_space=None, *, clip: float = 10.0, **kwargs):
+    Works on the batch's reward column, not on the episodes, which the EnvRunner may
+    still hold for its return metrics. Rows follow the episodes in iteration order,
+    ``len(episode)`` rows each, as GAE assumes too.
+    """
+
+    def __init__(
+        self, input_observation_space=None, input_action_space=None, *, clip: float = 10.0, **kwargs
+    ):
         super().__init__(input_observation_space, input_action_space, **kwargs)
         self.clip = clip
 
     @override(ConnectorV2)
     def __call__(self, *, rl_module, batch, episodes, explore=None, shared_data=None, **kwargs) -> Any:
-        for episode in self.single_agent_episode_iterator(episodes, agents_that_stepped_only=False):
-            scale = episode.custom_data.get(REWARD_SCALE_KEY)
-            if scale is None or len(episode) == 0:
+        sa_episodes = list(self.single_agent_episode_iterator(episodes, agents_that_stepped_only=False))
+        for module_id, module_batch in batch.items():
+            if not isinstance(module_batch, dict) or Columns.REWARDS not in module_batch:
                 continue
-            # The whole buffer (lookback included); arrays arriving through Ray are read-only.
-            buffer = episode.rewards
-            rewards = np.asarray(buffer.data, dtype=np.float64)
-            buffer.data = np.clip(rewards / scale, -self.clip, self.clip).astype(np.float32)
+            scales = [
+                np.full(len(e), e.custom_data.get(REWARD_SCALE_KEY, 1.0))
+                for e in sa_episodes
+                if e.module_id in (None, module_id)
+            ]
+            rewards = module_batch[Columns.REWARDS]
+            scale = torch.as_tensor(np.concatenate(scales), dtype=rewards.dtype, device=rewards.device)
+            module_batch[Columns.REWARDS] = (rewards / scale).clamp(-self.clip, self.clip)
         return batch

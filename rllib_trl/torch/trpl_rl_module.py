@@ -16,10 +16,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 from ray.rllib.core.columns import Columns
+from ray.rllib.core.distribution.torch.torch_distribution import TorchDiagGaussian
 from ray.rllib.core.rl_module.apis import InferenceOnlyAPI, ValueFunctionAPI
 from ray.rllib.core.rl_module.rl_module import RLModule
 from ray.rllib.core.rl_module.torch import TorchRLModule
-from ray.rllib.core.distribution.torch.torch_distribution import TorchDiagGaussian
 from ray.rllib.utils.annotations import override
 from torch import Tensor, nn
 
@@ -71,7 +71,10 @@ class TRPLTorchRLModule(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
                 f"TRPL needs a continuous (Box) action space, got {self.action_space}; "
                 "use an env with continuous actions"
             )
-        cfg = {**MODEL_DEFAULTS, **{k: v for k, v in dict(self.model_config or {}).items() if k in MODEL_DEFAULTS}}
+        cfg = {
+            **MODEL_DEFAULTS,
+            **{k: v for k, v in dict(self.model_config or {}).items() if k in MODEL_DEFAULTS},
+        }
         self.full = cfg["cov_type"] == "full"
         self.contextual_std = bool(cfg["contextual_std"])
         self.min_std = float(cfg["min_std"])
@@ -82,12 +85,18 @@ class TRPLTorchRLModule(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
         self.tril_rows, self.tril_cols = (t.tolist() for t in torch.tril_indices(k, k))
         init_raw = float(inv_softplus(torch.tensor(cfg["init_std"] - self.min_std)))
 
-        self.pi_trunk = mlp(obs_dim, hiddens[:-1], act, hiddens[-1], math.sqrt(2)) if hiddens else nn.Identity()
+        self.pi_trunk = (
+            mlp(obs_dim, hiddens[:-1], act, hiddens[-1], math.sqrt(2)) if hiddens else nn.Identity()
+        )
         feat = hiddens[-1] if hiddens else obs_dim
         self.pi_act = ACTIVATIONS[act]() if hiddens else nn.Identity()
         self.mean_head = mlp(feat, [], act, k, 0.01)
         init_scale = torch.zeros(self.n_scale)
-        diag_idx = [i for i, (r, c) in enumerate(zip(self.tril_rows, self.tril_cols)) if r == c] if self.full else list(range(k))
+        diag_idx = (
+            [i for i, (r, c) in enumerate(zip(self.tril_rows, self.tril_cols, strict=False)) if r == c]
+            if self.full
+            else list(range(k))
+        )
         init_scale[diag_idx] = init_raw
         if self.contextual_std:
             self.scale_head = mlp(feat, [], act, self.n_scale, 0.01)
@@ -116,7 +125,9 @@ class TRPLTorchRLModule(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
         if not self.full:
             return inv_softplus((scale - self.min_std).clamp_min(1e-8))
         entries = scale[..., self.tril_rows, self.tril_cols].clone()
-        entries[..., self._diag_idx] = inv_softplus((entries[..., self._diag_idx] - self.min_std).clamp_min(1e-8))
+        entries[..., self._diag_idx] = inv_softplus(
+            (entries[..., self._diag_idx] - self.min_std).clamp_min(1e-8)
+        )
         return entries
 
     def mean_and_scale(self, obs: Tensor) -> tuple[Tensor, Tensor]:

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
+from ray.rllib.connectors.learner import GeneralAdvantageEstimation
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.learner import ENTROPY_KEY, POLICY_LOSS_KEY, VF_LOSS_KEY, Learner
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
@@ -27,7 +28,7 @@ from ray.rllib.utils.typing import ModuleID
 from torch import Tensor
 
 from rllib_trl.connectors.reward_scaling import ScaleRewards
-from rllib_trl.projections import entropy, entropy_bound, entropy_projection, get_trust_region, kl_parts
+from rllib_trl.projections import entropy_bound, entropy_projection, get_trust_region, kl_parts
 from rllib_trl.torch.distributions import make_distribution, unpack
 
 TRUST_REGION_LOSS_KEY = "trust_region_loss"
@@ -56,7 +57,9 @@ class TRPLTorchLearner(PPOTorchLearner):
     def build(self) -> None:
         super().build()
         if self._learner_connector is not None and self.config.normalize_rewards:
-            self._learner_connector.prepend(ScaleRewards(clip=self.config.reward_clip))
+            self._learner_connector.insert_before(
+                GeneralAdvantageEstimation, ScaleRewards(clip=self.config.reward_clip)
+            )
         self._old_scale: dict[ModuleID, Tensor] = {}
         self._entropy_bound: dict[ModuleID, float | None] = {}
 
@@ -91,12 +94,16 @@ class TRPLTorchLearner(PPOTorchLearner):
         p_mean, p_scale = args[0], args[1]
         use_entropy = beta is not None
         if use_entropy and config.entropy_first:
-            p_mean, p_scale = entropy_projection(p_mean, p_scale, entropy_bound=beta, equality=config.entropy_eq)
+            p_mean, p_scale = entropy_projection(
+                p_mean, p_scale, entropy_bound=beta, equality=config.entropy_eq
+            )
         p_mean, p_scale = self._trust_region(config).project(
             p_mean, p_scale, args[2], args[3], mean_bound=config.mean_bound, cov_bound=config.cov_bound
         )
         if use_entropy and not config.entropy_first:
-            p_mean, p_scale = entropy_projection(p_mean, p_scale, entropy_bound=beta, equality=config.entropy_eq)
+            p_mean, p_scale = entropy_projection(
+                p_mean, p_scale, entropy_bound=beta, equality=config.entropy_eq
+            )
         return p_mean.to(mean.dtype), p_scale.to(scale.dtype)
 
     @override(PPOTorchLearner)
@@ -140,11 +147,22 @@ class TRPLTorchLearner(PPOTorchLearner):
         entropy_coeff = self.entropy_coeff_schedulers_per_module[module_id].get_current_value()
         values = module.compute_values(batch)
         vf_loss = masked_mean((values - batch[Postprocessing.VALUE_TARGETS]).square())
-        total = policy_loss + trust_region_loss + config.vf_loss_coeff * vf_loss - entropy_coeff * masked_mean(proj_entropy)
+        total = (
+            policy_loss
+            + trust_region_loss
+            + config.vf_loss_coeff * vf_loss
+            - entropy_coeff * masked_mean(proj_entropy)
+        )
 
         with torch.no_grad():
             self._log_diagnostics(
-                module_id, config, (mean, scale), (p_mean, p_scale), (old_mean, old_scale), masked_mean, masked_max
+                module_id,
+                config,
+                (mean, scale),
+                (p_mean, p_scale),
+                (old_mean, old_scale),
+                masked_mean,
+                masked_max,
             )
         self.metrics.log_dict(
             {
@@ -223,5 +241,7 @@ class TRPLTorchLearner(PPOTorchLearner):
         old_scale = self._old_scale[module_id].unsqueeze(0)
         scale = module.scale_from_raw(module.scale_param).unsqueeze(0)
         zeros = scale.new_zeros(1, module.k)
-        _, p_scale = self.project(config, module, zeros, scale, zeros, old_scale, self._entropy_bound.get(module_id))
+        _, p_scale = self.project(
+            config, module, zeros, scale, zeros, old_scale, self._entropy_bound.get(module_id)
+        )
         module.scale_param.copy_(module.raw_from_scale(p_scale[0]))

@@ -74,7 +74,12 @@ def _hand_terms(config, module, batch):
 
 @pytest.mark.parametrize(
     "projection, cov_type, contextual",
-    [("kl", "diag", False), ("kl", "full", True), ("wasserstein", "diag", True), ("frobenius", "full", False)],
+    [
+        ("kl", "diag", False),
+        ("kl", "full", True),
+        ("wasserstein", "diag", True),
+        ("frobenius", "full", False),
+    ],
 )
 def test_loss_matches_hand_computation(projection, cov_type, contextual):
     config, learner, module = _learner(projection, cov_type, contextual)
@@ -106,13 +111,13 @@ def test_gradient_routing(contextual):
     )
     total_vf = torch.autograd.grad(loss, vf_params, retain_graph=True)
     expect_vf = torch.autograd.grad(vf_loss, vf_params)
-    for a, b in zip(total_vf, expect_vf):
+    for a, b in zip(total_vf, expect_vf, strict=False):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
     _, tr2, _ = _hand_terms(config, module, batch)
     p2, _, _ = _hand_terms(config, module, batch)
     total_pi = torch.autograd.grad(loss, pi_params, allow_unused=True)
     expect_pi = torch.autograd.grad(p2 + tr2, pi_params, allow_unused=True)
-    for a, b in zip(total_pi, expect_pi):
+    for a, b in zip(total_pi, expect_pi, strict=False):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 

@@ -44,7 +44,9 @@ VARIANTS = {
     "state_dependent": ("diag", True),
     "full_state_dependent": ("full", True),
 }
-CASES = [(p, v) for p in ("kl", "frobenius", "wasserstein", "none") for v in ("diag", "full", "state_dependent")]
+CASES = [
+    (p, v) for p in ("kl", "frobenius", "wasserstein", "none") for v in ("diag", "full", "state_dependent")
+]
 CASES.append(("kl", "full_state_dependent"))
 SLACK = 1 + 1e-4  # the projection runs in float64; the policy lives in float32
 
@@ -76,7 +78,9 @@ def test_two_iterations(ray_local, projection, variant):
                 # the std parameter was replaced by its projection around the sampling std
                 after = _scale_of(algo).unsqueeze(0)
                 zero = torch.zeros(1, after.shape[1], dtype=torch.float64)
-                _, d_cov = get_trust_region(projection).parts(zero, after.double(), zero, before.unsqueeze(0).double())
+                _, d_cov = get_trust_region(projection).parts(
+                    zero, after.double(), zero, before.unsqueeze(0).double()
+                )
                 assert float(d_cov) <= config.cov_bound * SLACK
         assert result["num_env_steps_sampled_lifetime"] >= 512
     finally:
@@ -92,7 +96,7 @@ def test_entropy_control_runs(ray_local):
         algo.stop()
     bounds = [float(s["entropy_bound"]) for s in stats]
     assert bounds[1] < bounds[0]  # the schedule moves towards the target
-    assert all(float(s["entropy"]) >= b - 1e-3 for s, b in zip(stats, bounds))
+    assert all(float(s["entropy"]) >= b - 1e-3 for s, b in zip(stats, bounds, strict=False))
 
 
 def test_evaluation_reports_deterministic_return(ray_local):

@@ -1,0 +1,132 @@
+"""Observation and return statistics merge exactly across EnvRunners."""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+import uuid
+
+import cloudpickle
+import gymnasium as gym
+import numpy as np
+from ray.tune.registry import register_env
+
+from rllib_trl.connectors.mean_std_filter import ExactMeanStdFilter
+from rllib_trl.connectors.reward_scaling import DiscountedReturnStats
+from rllib_trl.connectors.running_stats import combine, subtract
+from tests.algorithm.helpers import small_config
+
+
+def _push(connector: ExactMeanStdFilter, data: np.ndarray) -> None:
+    for row in data:
+        connector._filters[None](row, update=True)
+
+
+def _stats(state):
+    rs = state[None]["running_stats"][0]
+    from ray.rllib.utils.filter import RunningStat
+
+    stat = RunningStat.from_state(rs)
+    return stat.num_pushes, stat.mean_array, np.sqrt(stat.sum_sq_diff_array / stat.num_pushes)
+
+
+def test_combine_and_subtract_are_exact():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(3, 2, (50, 4)), rng.normal(-1, 0.5, (70, 4))
+
+    def stat(x):
+        return len(x), x.mean(0), ((x - x.mean(0)) ** 2).sum(0)
+
+    both = combine(stat(a), stat(b))
+    np.testing.assert_allclose(both[1], np.concatenate([a, b]).mean(0))
+    np.testing.assert_allclose(both[2], stat(np.concatenate([a, b]))[2])
+    back = subtract(both, stat(a))
+    np.testing.assert_allclose(back[1], b.mean(0))
+    np.testing.assert_allclose(back[2], stat(b)[2])
+
+
+def test_filter_merge_equals_all_samples():
+    """Local reference + two runners, three sync rounds, shifted data (mean far from 0)."""
+    space = gym.spaces.Box(-np.inf, np.inf, (3,))
+    local, runners = ExactMeanStdFilter(), [ExactMeanStdFilter() for _ in range(2)]
+    for r in [local, *runners]:
+        r.input_observation_space = space
+        r._init_new_filters()
+    rng = np.random.default_rng(1)
+    seen = []
+    for round_ in range(3):
+        for runner in runners:
+            data = rng.normal([1.23, -5.0, 40.0], [0.02, 1.0, 3.0], (100 + 37 * round_, 3))
+            seen.append(data)
+            _push(runner, data)
+        merged = local.merge_states([r.get_state() for r in runners])
+        for r in [local, *runners]:
+            r.set_state(merged)
+        n, mean, std = _stats(merged)
+        everything = np.concatenate(seen)
+        assert n == len(everything)
+        np.testing.assert_allclose(mean, everything.mean(0), rtol=1e-10)
+        np.testing.assert_allclose(std, everything.std(0), rtol=1e-8)
+
+
+def test_discounted_return_stats_merge():
+    rng = np.random.default_rng(2)
+    local, runners = DiscountedReturnStats(), [DiscountedReturnStats(), DiscountedReturnStats()]
+    seen = []
+    for _ in range(3):
+        for runner in runners:
+            g = rng.normal(10.0, 3.0, 64)
+            seen.append(g)
+            runner._stat = combine(runner._stat, (len(g), g.mean(), ((g - g.mean()) ** 2).sum()))
+        merged = local.merge_states([r.get_state() for r in runners])
+        for r in [local, *runners]:
+            r.set_state(merged)
+    everything = np.concatenate(seen)
+    n, mean, m2 = merged["stat"]
+    assert n == len(everything)
+    np.testing.assert_allclose(mean, everything.mean())
+    np.testing.assert_allclose(m2 / n, everything.var())
+
+
+class RecordingEnv(gym.Wrapper):
+    """Hopper that saves every observation it emits, to compare with the filter."""
+
+    def __init__(self, env, log_dir):
+        super().__init__(env)
+        self.log_dir, self.seen = log_dir, []
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        self.seen.append(obs)
+        return obs, info
+
+    def step(self, action):
+        out = self.env.step(action)
+        self.seen.append(out[0])
+        np.save(os.path.join(self.log_dir, f"{os.getpid()}-{id(self)}.npy"), np.asarray(self.seen))
+        return out
+
+
+def test_two_env_runners_sync_exact_statistics(ray_local, tmp_path):
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    name = f"recording-hopper-{uuid.uuid4().hex[:6]}"
+    register_env(name, lambda cfg: RecordingEnv(gym.make("Hopper-v5"), cfg["log_dir"]))
+    config = (
+        small_config()
+        .environment(name, env_config={"log_dir": str(tmp_path)})
+        .env_runners(num_env_runners=2, num_envs_per_env_runner=1)
+    )
+    algo = config.build_algo()
+    try:
+        for _ in range(2):
+            algo.train()
+        state = algo.env_runner_group.local_env_runner.get_state()["env_to_module_connector"]
+    finally:
+        algo.stop()
+    n, mean, std = _stats(state["ExactMeanStdFilter"])
+    observations = np.concatenate([np.load(f) for f in glob.glob(str(tmp_path / "*.npy"))])
+    assert len(glob.glob(str(tmp_path / "*.npy"))) == 2  # both EnvRunners sampled
+    assert n == len(observations)
+    np.testing.assert_allclose(mean, observations.mean(0), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(std, observations.std(0), rtol=1e-6, atol=1e-9)
