@@ -18,10 +18,11 @@ from ray.rllib.algorithms.ppo import PPO, PPOConfig
 from ray.rllib.core import COMPONENT_ENV_TO_MODULE_CONNECTOR
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.utils.annotations import override
-from ray.tune.registry import ENV_CREATOR, _global_registry, register_trainable
+from ray.tune.registry import register_trainable
 
 from rllib_trl.connectors.mean_std_filter import ExactMeanStdFilter
 from rllib_trl.connectors.reward_scaling import DiscountedReturnStats
+from rllib_trl.env_check import EnvNotFound, env_action_space
 from rllib_trl.projections import ENTROPY_SCHEDULES, PROJECTION_NAMES
 from rllib_trl.torch.trpl_rl_module import ACTIVATIONS, MODEL_DEFAULTS
 
@@ -259,24 +260,13 @@ class TRPLConfig(PPOConfig):
 
     def _validate_env(self) -> None:
         """Fail at build time, with the key named, for a missing env or discrete actions."""
-        if not isinstance(self.env, str) or self.action_space is not None:
-            space = self.action_space
-        elif _global_registry.contains(ENV_CREATOR, self.env):
-            env = _global_registry.get(ENV_CREATOR, self.env)(self.env_config)
-            space = env.action_space
-            env.close()
-        else:
+        space = self.action_space
+        if isinstance(self.env, str) and space is None:
             try:
-                env = gym.make(self.env, **(self.env_config or {}))
-            except gym.error.Error as err:
-                self._bad(
-                    "env",
-                    f"{self.env!r} cannot be made ({err})",
-                    "use a registered gymnasium env id, e.g. Hopper-v5",
-                )
+                space = env_action_space(self.env, self.env_config)
+            except EnvNotFound as err:
+                self._bad("env", str(err), "use a registered gymnasium env id, e.g. Hopper-v5")
                 return
-            space = env.action_space
-            env.close()
         if space is not None and not isinstance(space, gym.spaces.Box):
             self._bad("env", f"has action space {space}", "TRPL needs continuous (Box) actions")
 

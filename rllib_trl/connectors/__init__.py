@@ -1,5 +1,12 @@
-"""Connector pieces: observation filter with an exact cross-EnvRunner merge."""
+"""Connector pieces: observation filter and reward scaling with exact cross-EnvRunner merges."""
 
 from rllib_trl.connectors.mean_std_filter import ExactMeanStdFilter
+from rllib_trl.connectors.reward_scaling import DiscountedReturnStats, ScaleRewards
 
-__all__ = ["ExactMeanStdFilter"]
+__all__ = ["DiscountedReturnStats", "ExactMeanStdFilter", "ScaleRewards", "observation_filter"]
+
+
+def observation_filter(env=None, spaces=None, device=None) -> ExactMeanStdFilter:
+    """``env_to_module_connector`` factory for other algorithms (e.g. the PPO baseline):
+    in YAML, ``env_to_module_connector: rllib_trl.connectors:observation_filter``."""
+    return ExactMeanStdFilter()

@@ -1,0 +1,89 @@
+"""Entry point of the ``rllib-trl`` console script."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rllib_trl.cli.errors import UsageError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rllib-trl", description="TRPL for Ray RLlib: train, evaluate, plot."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train from a classic RLlib YAML file or from flags")
+    train.add_argument("mode", nargs="?", choices=["file"], help="'file' to read PATH.yaml")
+    train.add_argument("path", nargs="?", help="experiment YAML (with 'file')")
+    train.add_argument("--run", help="algorithm, e.g. TRPL or PPO (without a file)")
+    train.add_argument("--env", help="env id, e.g. Hopper-v5 (without a file)")
+    train.add_argument("--name", default=None, help="experiment name (without a file)")
+    train.add_argument("--config", help="JSON merged into the experiment's config")
+    train.add_argument("--stop", help="JSON stop criteria, replacing the file's")
+    train.add_argument("--storage-path", help="where results go (default ~/rllib_trl_results)")
+    train.add_argument("--address", help="Ray cluster address (default: local instance or RAY_ADDRESS)")
+    train.add_argument("--num-samples", type=int, help="trials per experiment")
+    train.add_argument("--resume", action="store_true", help="continue an interrupted experiment")
+
+    evaluate = sub.add_parser("evaluate", help="deterministic return of a checkpoint")
+    evaluate.add_argument("checkpoint")
+    evaluate.add_argument("--episodes", type=int, default=10)
+    evaluate.add_argument("--video", help="write an MP4 of the first episode (MuJoCo offscreen rendering)")
+    evaluate.add_argument("--seed", type=int, default=0)
+
+    plot = sub.add_parser("plot", help="learning curves and trust-region metrics as PNG")
+    plot.add_argument("results", nargs="+", help="experiment or trial directories")
+    plot.add_argument("-o", "--output", default="curves.png")
+    return parser
+
+
+def _train(args: argparse.Namespace) -> int:
+    from rllib_trl.cli.experiment import Experiment, apply_overrides, load_experiments, parse_json_arg
+    from rllib_trl.cli.train import run_experiment
+
+    config = parse_json_arg("--config", args.config)
+    stop = parse_json_arg("--stop", args.stop)
+    if args.mode == "file":
+        if not args.path:
+            raise UsageError("train file needs a PATH.yaml")
+        experiments = load_experiments(args.path)
+    else:
+        if args.path or not (args.run and args.env):
+            raise UsageError(
+                "use 'rllib-trl train file PATH.yaml' or 'rllib-trl train --run TRPL --env Hopper-v5'"
+            )
+        name = args.name or f"{args.run}-{args.env}"
+        experiments = [Experiment(name=name, run=args.run, config={"env": args.env})]
+    code = 0
+    for exp in experiments:
+        exp = apply_overrides(
+            exp, config=config, stop=stop, num_samples=args.num_samples, storage_path=args.storage_path
+        )
+        code = max(code, run_experiment(exp, address=args.address, resume=args.resume))
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            return _train(args)
+        if args.command == "evaluate":
+            from rllib_trl.cli.evaluate import evaluate_command
+
+            return evaluate_command(args.checkpoint, episodes=args.episodes, video=args.video, seed=args.seed)
+        from rllib_trl.cli.plot import plot_command
+
+        return plot_command(args.results, args.output)
+    except UsageError as err:
+        print(f"rllib-trl: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rllib-trl: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""``rllib-trl plot``: return vs env steps (mean and 95% interval over trials) and the
+trust-region metrics against their bounds, from Tune result folders, as one PNG.
+
+Each RESULTS_DIR argument is one curve: every trial below it (a folder holding a
+``progress.csv``) counts as one seed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from rllib_trl.cli.errors import UsageError  # noqa: E402
+
+STEPS = "num_env_steps_sampled_lifetime"
+RETURN = "env_runners/episode_return_mean"
+EVAL_RETURN = "evaluation/env_runners/episode_return_mean"
+LEARNER = "learners/default_policy/"
+PANELS = [
+    ("return", None, "episode return"),
+    ("kl_max", "kl", "KL(π̃ ‖ π_old), max over states"),
+    ("mean_constraint_max", "mean_bound", "mean constraint, max"),
+    ("cov_constraint_max", "cov_bound", "cov constraint, max"),
+    ("entropy", None, "entropy of π̃"),
+    ("kl_mean", "kl", "KL(π̃ ‖ π_old), mean"),
+]
+# two-sided 95% Student-t quantiles, df = 1..10 (normal beyond)
+T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228]
+
+
+def find_trials(root: Path) -> list[Path]:
+    if (root / "progress.csv").is_file():
+        return [root]
+    return sorted(p.parent for p in root.rglob("progress.csv"))
+
+
+def load_trial(trial: Path) -> tuple[pd.DataFrame, dict]:
+    try:
+        frame = pd.read_csv(trial / "progress.csv")
+    except (pd.errors.EmptyDataError, pd.errors.ParserError):
+        return pd.DataFrame(), {}
+    params_file = trial / "params.json"
+    params = json.loads(params_file.read_text()) if params_file.is_file() else {}
+    return frame, params
+
+
+def interval(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and 95% interval over rows (NaN-aware)."""
+    mean = np.nanmean(curves, axis=0)
+    n = np.sum(~np.isnan(curves), axis=0)
+    std = np.nanstd(curves, axis=0, ddof=1) if curves.shape[0] > 1 else np.zeros_like(mean)
+    t = np.array([T95[k - 1] if 1 <= k <= len(T95) else 1.96 for k in np.maximum(n - 1, 1)])
+    half = np.where(n > 1, t * std / np.sqrt(np.maximum(n, 1)), 0.0)
+    return mean, mean - half, mean + half
+
+
+def _series(frame: pd.DataFrame, column: str) -> pd.Series | None:
+    if column == "return":
+        column = EVAL_RETURN if EVAL_RETURN in frame and frame[EVAL_RETURN].notna().any() else RETURN
+    else:
+        column = LEARNER + column
+    if column not in frame or STEPS not in frame:
+        return None
+    data = frame[[STEPS, column]].dropna()
+    return pd.Series(data[column].to_numpy(dtype=float), index=data[STEPS].to_numpy(dtype=float))
+
+
+def plot_command(results: list[str], output: str) -> int:
+    groups = []
+    for item in results:
+        root = Path(item).expanduser()
+        if not root.exists():
+            raise UsageError(f"results folder not found: {item}")
+        trials = find_trials(root)
+        if not trials:
+            raise UsageError(f"no Tune trial (progress.csv) below {item}")
+        groups.append((root.name, trials))
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
+    all_trials = [(label, t) for label, trials in groups for t in trials]
+    loaded = {t: load_trial(t) for _, t in tqdm(all_trials, desc="runs", disable=len(all_trials) < 5)}
+    for ax, (column, bound, title) in zip(axes.flat, PANELS, strict=True):
+        for i, (label, trials) in enumerate(groups):
+            series = [s for s in (_series(loaded[t][0], column) for t in trials) if s is not None and len(s)]
+            if not series:
+                continue
+            grid = np.unique(np.concatenate([s.index.to_numpy() for s in series]))
+            curves = np.stack(
+                [np.interp(grid, s.index, s.to_numpy(), left=np.nan, right=np.nan) for s in series]
+            )
+            mean, low, high = interval(curves)
+            color = f"C{i}"
+            ax.plot(grid, mean, color=color, label=f"{label} (n={len(series)})")
+            ax.fill_between(grid, low, high, color=color, alpha=0.2)
+            params = loaded[trials[0]][1]
+            value = _bound(params, bound)
+            if value is not None:
+                ax.axhline(value, color=color, linestyle="--", linewidth=1)
+        ax.set_title(title + (" (dashed: bound)" if bound else ""))
+        ax.set_xlabel("env steps")
+    axes.flat[0].legend(fontsize=8)
+    fig.tight_layout()
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(output, dpi=100)
+    plt.close(fig)
+    print(f"wrote {output} ({len(all_trials)} run(s))")
+    return 0
+
+
+def _bound(params: dict, bound: str | None) -> float | None:
+    if bound is None or params.get("projection") in (None, "none"):
+        return None
+    if bound == "kl":
+        if params.get("projection") != "kl":
+            return None
+        return float(params.get("mean_bound", math.nan)) + float(params.get("cov_bound", math.nan))
+    value = params.get(bound)
+    return float(value) if isinstance(value, (int, float)) else None

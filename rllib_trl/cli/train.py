@@ -1,0 +1,155 @@
+"""``rllib-trl train``: run an experiment through Ray Tune and report where things are."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+# The classic reporter shows the columns we choose (the new one prints every param).
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+
+import ray  # noqa: E402
+from ray import tune  # noqa: E402
+from ray.tune.schedulers import ASHAScheduler  # noqa: E402
+
+from rllib_trl.cli.errors import UsageError
+from rllib_trl.cli.experiment import DEFAULT_METRIC, Experiment
+from rllib_trl.cli.search_space import is_sampler, resolve_samplers
+from rllib_trl.cli.validate import validate_experiment
+
+DEFAULT_STORAGE = "~/rllib_trl_results"
+METRIC_COLUMNS = {
+    "training_iteration": "iter",
+    "num_env_steps_sampled_lifetime": "env steps",
+    "env_runners/episode_return_mean": "return",
+    "evaluation/env_runners/episode_return_mean": "eval return",
+    "learners/default_policy/kl_max": "kl max",
+    "time_total_s": "time (s)",
+}
+
+
+def nested_get(metrics: dict[str, Any], path: str) -> Any:
+    """``metrics["a"]["b"]`` for ``"a/b"`` (or a flat ``"a/b"`` key)."""
+    if path in metrics:
+        return metrics[path]
+    value: Any = metrics
+    for part in path.split("/"):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _searched_keys(config: dict[str, Any]) -> list[str]:
+    return [
+        k for k, v in config.items() if is_sampler(v) or (isinstance(v, dict) and set(v) == {"grid_search"})
+    ]
+
+
+def _scheduler(spec: dict[str, Any] | None):
+    if not spec:
+        return None
+    spec = dict(spec)
+    kind = str(spec.pop("type", "ASHA")).upper()
+    if kind != "ASHA":
+        raise UsageError(f"tune_config.scheduler.type '{kind}' is not supported; use ASHA")
+    try:
+        return ASHAScheduler(**spec)
+    except TypeError as err:
+        raise UsageError(f"tune_config.scheduler: {err}") from None
+
+
+def _tune_config(exp: Experiment) -> tuple[tune.TuneConfig, str, str]:
+    extra = dict(exp.tune_config)
+    metric = extra.pop("metric", DEFAULT_METRIC)
+    mode = extra.pop("mode", "max")
+    scheduler = _scheduler(extra.pop("scheduler", None))
+    try:
+        config = tune.TuneConfig(
+            num_samples=exp.num_samples, metric=metric, mode=mode, scheduler=scheduler, **extra
+        )
+    except TypeError as err:
+        raise UsageError(f"tune_config: {err}") from None
+    return config, metric, mode
+
+
+def _run_config(exp: Experiment, storage: Path) -> tune.RunConfig:
+    checkpoint = {"checkpoint_frequency": 10, "checkpoint_at_end": True, **exp.checkpoint_config}
+    try:
+        checkpoint_config = tune.CheckpointConfig(**checkpoint)
+    except TypeError as err:
+        raise UsageError(f"checkpoint_config: {err}") from None
+    return tune.RunConfig(
+        name=exp.name,
+        storage_path=str(storage),
+        stop=exp.stop or None,
+        checkpoint_config=checkpoint_config,
+        failure_config=tune.FailureConfig(max_failures=int(os.environ.get("RLLIB_TRL_MAX_FAILURES", "0"))),
+        progress_reporter=tune.CLIReporter(
+            metric_columns=METRIC_COLUMNS,
+            parameter_columns=_searched_keys(exp.config),
+            max_report_frequency=30,
+        ),
+        verbose=1,
+    )
+
+
+def init_ray(address: str | None) -> None:
+    """Connect to ``address``, to the cluster of ``ray job submit`` (RAY_ADDRESS), or
+    start a local instance."""
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address)
+    else:
+        ray.init()
+
+
+def _report(results, exp: Experiment, storage: Path, metric: str, mode: str) -> int:
+    path = storage / exp.name
+    print(f"\nResults, checkpoints and TensorBoard logs: {path}")
+    print(f"  tensorboard --logdir {path}")
+    failed = [r for r in results if r.error is not None]
+    try:
+        best = results.get_best_result(metric=metric, mode=mode, filter_nan_and_inf=True)
+    except Exception:
+        best = None
+    if best is not None:
+        value = nested_get(best.metrics or {}, metric)
+        steps = nested_get(best.metrics or {}, "num_env_steps_sampled_lifetime")
+        checkpoint = best.checkpoint.path if best.checkpoint else "none"
+        shown = f"{value:.1f}" if isinstance(value, (int, float)) and math.isfinite(value) else "n/a"
+        print(f"Best {metric}: {shown} at {int(steps or 0)} env steps ({best.path})")
+        print(f"Best checkpoint: {checkpoint}")
+    if failed:
+        print(
+            f"{len(failed)} of {len(results)} trial(s) failed; see error.txt in: "
+            + ", ".join(r.path for r in failed)
+        )
+        return 1
+    return 0
+
+
+def run_experiment(exp: Experiment, *, address: str | None, resume: bool) -> int:
+    """Validate, run (or resume) through Tune, print where results are. Returns an exit code."""
+    algo_cls = validate_experiment(exp)
+    storage = Path(exp.storage_path or DEFAULT_STORAGE).expanduser().resolve()
+    tune_config, metric, mode = _tune_config(exp)
+    run_config = _run_config(exp, storage)
+    experiment_dir = storage / exp.name
+    if resume and not tune.Tuner.can_restore(str(experiment_dir)):
+        raise UsageError(f"--resume: no experiment to resume at {experiment_dir}")
+    init_ray(address)
+    if resume:
+        tuner = tune.Tuner.restore(str(experiment_dir), trainable=algo_cls, resume_errored=True)
+    else:
+        tuner = tune.Tuner(
+            algo_cls,
+            param_space=resolve_samplers(exp.config),
+            tune_config=tune_config,
+            run_config=run_config,
+        )
+    results = tuner.fit()
+    return _report(results, exp, storage, metric, mode)

@@ -1,0 +1,98 @@
+"""Check an experiment before Tune creates anything on disk."""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from typing import Any
+
+from ray.tune.registry import get_trainable_cls
+
+from rllib_trl.cli.errors import UsageError
+from rllib_trl.cli.experiment import Experiment
+from rllib_trl.cli.search_space import representatives
+from rllib_trl.env_check import EnvNotFound, env_action_space
+
+# Classic config-dict keys that AlgorithmConfig handles without an attribute of that name.
+DICT_ONLY_KEYS = {"env", "model", "multiagent", "optimizer", "callbacks_class", "exploration_config"}
+# Keys that take a callable; in YAML they are written "package.module:function".
+CALLABLE_KEYS = {"env_to_module_connector", "module_to_env_connector", "learner_connector"}
+
+
+def resolve_callables(config: dict[str, Any]) -> dict[str, Any]:
+    """Import "package.module:function" strings of :data:`CALLABLE_KEYS`."""
+    out = dict(config)
+    for key in CALLABLE_KEYS & set(config):
+        value = config[key]
+        if isinstance(value, str):
+            module_name, _, attr = value.partition(":")
+            try:
+                out[key] = getattr(importlib.import_module(module_name), attr)
+            except (ImportError, AttributeError, ValueError):
+                raise UsageError(
+                    f"config key '{key}': cannot import {value!r}; write 'package.module:function'"
+                ) from None
+    # The config attributes behind these keys (and `model_config`, a read-only
+    # property) carry a leading underscore.
+    return {(f"_{k}" if k in CALLABLE_KEYS | {"model_config"} else k): v for k, v in out.items()}
+
+
+def resolve_algorithm(run: str) -> type:
+    """The Algorithm class for ``run`` (TRPL is registered on import of rllib_trl)."""
+    import rllib_trl  # noqa: F401  (registers "TRPL")
+
+    try:
+        return get_trainable_cls(run)
+    except Exception:
+        raise UsageError(
+            f"unknown algorithm 'run: {run}'; use TRPL or an RLlib algorithm such as PPO"
+        ) from None
+
+
+def _check_types(default: Any, config: dict[str, Any]) -> None:
+    for key, value in config.items():
+        if key in DICT_ONLY_KEYS or key.startswith("_"):
+            continue
+        if not hasattr(default, key):
+            raise UsageError(f"unknown config key '{key}'; check the spelling against the algorithm's config")
+        current = getattr(default, key)
+        if isinstance(current, bool) and not isinstance(value, bool):
+            raise UsageError(f"config key '{key}' must be true or false, got {value!r}")
+        if isinstance(current, (int, float)) and not isinstance(current, bool):
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                if not (isinstance(value, str) and value == "auto"):
+                    raise UsageError(f"config key '{key}' must be a number, got {value!r}")
+
+
+def validate_experiment(exp: Experiment) -> type:
+    """Raise :class:`UsageError` for an unknown algorithm, env or key, or a bad value.
+
+    Library warnings (gymnasium's env checker, RLlib deprecations) are silenced here so
+    that bad input gives exactly one line.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _validate(exp)
+
+
+def _validate(exp: Experiment) -> type:
+    algo_cls = resolve_algorithm(exp.run)
+    if "env" not in exp.config:
+        raise UsageError(f"experiment '{exp.name}' sets no env; add 'env: Hopper-v5' (or --env)")
+    env = exp.config["env"]
+    if isinstance(env, str):
+        try:
+            env_action_space(env, exp.config.get("env_config"))
+        except EnvNotFound as err:
+            raise UsageError(f"unknown env {err}; use a gymnasium id such as Hopper-v5") from None
+    default = algo_cls.get_default_config()
+    exp.config = resolve_callables(exp.config)
+    for concrete in representatives(exp.config):
+        _check_types(default, concrete)
+        config = algo_cls.get_default_config()
+        try:
+            config.update_from_dict(concrete)
+            config.validate()
+        except (ValueError, TypeError, KeyError) as err:
+            raise UsageError(str(err).strip().splitlines()[0]) from None
+    return algo_cls
