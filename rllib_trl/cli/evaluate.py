@@ -105,7 +105,8 @@ def _write_video(frames: list, path: str, fps: int) -> None:
         imageio.mimsave(path, frames, fps=fps)
     except (ImportError, ValueError) as err:
         raise UsageError(
-            f"cannot write {path} ({str(err).splitlines()[0]}); install the video extra: pip install 'rllib-trl[video]'"
+            f"cannot write {path} ({str(err).splitlines()[0]}); "
+            "install the video extra: pip install 'rllib-trl[video]'"
         ) from None
 
 

@@ -7,7 +7,8 @@ my-experiment:
     num_samples: 3
     checkpoint_config: {checkpoint_frequency: 10, checkpoint_at_end: true}
     tune_config:             # rllib-trl extension: scheduler / metric / mode
-        scheduler: {type: ASHA, time_attr: num_env_steps_sampled_lifetime, max_t: 1000000, grace_period: 200000}
+        scheduler: {type: ASHA, time_attr: num_env_steps_sampled_lifetime,
+                    max_t: 1000000, grace_period: 200000}
         metric: env_runners/episode_return_mean
         mode: max
     config: {...}            # AlgorithmConfig keys; grid_search and samplers allowed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import warnings
 from typing import Any
 
@@ -70,9 +71,15 @@ def validate_experiment(exp: Experiment) -> type:
     Library warnings (gymnasium's env checker, RLlib deprecations) are silenced here so
     that bad input gives exactly one line.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return _validate(exp)
+    rllib_logger = logging.getLogger("ray.rllib")
+    level = rllib_logger.level
+    rllib_logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _validate(exp)
+    finally:
+        rllib_logger.setLevel(level)
 
 
 def _validate(exp: Experiment) -> type:

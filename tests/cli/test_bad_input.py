@@ -1,0 +1,70 @@
+"""Bad command-line input: one line naming the problem, exit code 2, nothing written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+GOOD = "x:\n  run: TRPL\n  env: Hopper-v5\n"
+CASES = {
+    "missing_file": (None, "experiment file not found"),
+    "malformed_yaml": ("x:\n  run: TRPL\n  config: {mean_bound: [1, 2\n", "is not valid YAML at line"),
+    "unknown_top_key": (GOOD + "  stopp: {}\n", "unknown key 'stopp'"),
+    "unknown_algorithm": ("x:\n  run: TRPLX\n  env: Hopper-v5\n", "unknown algorithm 'run: TRPLX'"),
+    "unknown_env": ("x:\n  run: TRPL\n  env: Hoppa-v5\n", "unknown env 'Hoppa-v5'"),
+    "unknown_config_key": (GOOD + "  config: {mean_bond: 0.1}\n", "unknown config key 'mean_bond'"),
+    "wrong_type": (GOOD + "  config: {mean_bound: abc}\n", "'mean_bound' must be a number"),
+    "negative_bound": (GOOD + "  config: {cov_bound: -0.1}\n", "`cov_bound` is -0.1"),
+    "unknown_projection": (GOOD + "  config: {projection: kll}\n", "`projection` is 'kll'"),
+    "discrete_actions": ("x:\n  run: TRPL\n  env: CartPole-v1\n", "needs continuous (Box) actions"),
+    "bad_grid_value": (
+        GOOD + "  config: {mean_bound: {grid_search: [0.1, -1.0]}}\n",
+        "`mean_bound` is -1.0",
+    ),
+}
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "rllib_trl.cli.main", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_experiment_file(case, tmp_path):
+    text, message = CASES[case]
+    path = tmp_path / "exp.yaml"
+    if text is not None:
+        path.write_text(text)
+    storage = tmp_path / "results"
+    out = _cli("train", "file", str(path), "--storage-path", str(storage), cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("rllib-trl: error: "), out.stderr
+    assert message in lines[0]
+    assert "Traceback" not in out.stderr
+    assert not storage.exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--run", "TRPL", "--env", "Hopper-v5", "--config", "{bad"], "--config is not valid JSON"),
+        (["train", "--run", "TRPL", "--env", "Hopper-v5", "--stop", "[1]"], "--stop must be a JSON object"),
+        (["train", "--run", "TRPL"], "use 'rllib-trl train file PATH.yaml'"),
+        (["evaluate", "/nonexistent/checkpoint"], "not an RLlib algorithm checkpoint"),
+        (["plot", "/nonexistent/results"], "results folder not found"),
+    ],
+)
+def test_bad_flags(args, message, tmp_path):
+    out = _cli(*args, cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().startswith("rllib-trl: error: ") and message in out.stderr
+    assert "Traceback" not in out.stderr
