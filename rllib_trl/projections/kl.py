@@ -25,50 +25,49 @@ from rllib_trl.projections.mean import project_mean
 MAX_NEWTON_STEPS = 60
 
 
-def _f_and_slope(eta: Tensor, lam: Tensor) -> tuple[Tensor, Tensor]:
+def _f_and_slope(eta: Tensor, lam: Tensor, log_lam: Tensor) -> tuple[Tensor, Tensor]:
     """f(η) ``(...)`` and f'(η) = −½ Σ_i λ_i x_i² / (s_i (1 + η λ_i)) ``(...)`` from λ ``(..., k)``.
 
     log s_i is log1p(x_i) where that is accurate, and log(1 + η) + log λ_i − log(1 + η λ_i)
     where s_i is far below 1 (λ_i − 1 rounds to −1 for tiny λ_i).
     """
-    denom = 1.0 + eta.unsqueeze(-1) * lam
+    e = eta.unsqueeze(-1)
+    denom = 1.0 + e * lam
     x = (lam - 1.0) / denom
-    s = (1.0 + eta.unsqueeze(-1)) * lam / denom
+    s = 1.0 + x
     near_one = x > -0.5
-    log_s = torch.where(
-        near_one,
-        torch.log1p(torch.where(near_one, x, 0.0)),
-        torch.log1p(eta).unsqueeze(-1) + lam.log() - torch.log1p(eta.unsqueeze(-1) * lam),
-    )
+    if bool(near_one.all()):
+        log_s = torch.log1p(x)
+    else:
+        far = torch.log1p(e) + log_lam - torch.log1p(e * lam)
+        log_s = torch.where(near_one, torch.log1p(torch.where(near_one, x, 0.0)), far)
+        s = torch.where(near_one, s, torch.exp(far))
     f = 0.5 * (x - log_s).sum(-1)
     slope = -0.5 * (lam * x.square() / (s * denom)).sum(-1)
     return f, slope
 
 
-def _interpolated_std(eta: Tensor, lam: Tensor, old_scale: Tensor) -> Tensor:
-    """σ̃ = σ_o sqrt(s(η)), s = (1 + η) λ / (1 + η λ), ``(..., k)``."""
-    e = eta.unsqueeze(-1)
-    return old_scale * torch.sqrt((1.0 + e) * lam / (1.0 + e * lam))
-
-
 @torch.no_grad()
 def solve_multiplier(lam: Tensor, cov_bound: float, active: Tensor) -> Tensor:
-    """η* ``(...)`` with f(η*) = ε_Σ for active states (0 elsewhere), from λ ``(..., k)``.
+    """η* ``(...)`` with f(η*) ≈ ε_Σ for active states (0 elsewhere), from λ ``(..., k)``.
 
     Newton's method on g(u) = log f(η) − log ε_Σ in u = log(1 + η): near Σ_o,
     f ≈ f(0)/(1 + η)², so g is almost linear in u and the start u₀ = ½ log(f(0)/ε_Σ)
     is nearly exact. A bracket [lo, hi] on the root (lo = 0 since f(0) > ε_Σ) catches
     steps that leave it, which then bisect (or expand while hi is unknown).
+    The tolerance is loose on purpose: the caller takes one more Newton step in η
+    (the implicit-gradient step), which squares the remaining error.
     """
-    tol = 1e-11 if lam.dtype == torch.float64 else 1e-5
+    tol = 1e-7 if lam.dtype == torch.float64 else 1e-5
     log_bound = math.log(cov_bound)
-    f0, _ = _f_and_slope(torch.zeros_like(lam[..., 0]), lam)
+    log_lam = lam.log()
+    f0, _ = _f_and_slope(torch.zeros_like(lam[..., 0]), lam, log_lam)
     u = torch.where(active, 0.5 * (f0.clamp_min(cov_bound).log() - log_bound), 0.0)
     lo = torch.zeros_like(u)
     hi = torch.full_like(u, math.inf)
     for _ in range(MAX_NEWTON_STEPS):
         eta = torch.expm1(u)
-        f, slope = _f_and_slope(eta, lam)
+        f, slope = _f_and_slope(eta, lam, log_lam)
         g = f.log() - log_bound
         done = ~active | (g.abs() <= tol)
         if bool(done.all()):
@@ -80,6 +79,12 @@ def solve_multiplier(lam: Tensor, cov_bound: float, active: Tensor) -> Tensor:
         fallback = torch.where(torch.isfinite(hi), 0.5 * (lo + hi), 2.0 * u + 1.0)
         u = torch.where(done, u, torch.where(outside, fallback, newton))
     return torch.where(active, torch.expm1(u), 0.0)
+
+
+def _interpolated_std(eta: Tensor, lam: Tensor, old_scale: Tensor) -> Tensor:
+    """σ̃ = σ_o sqrt(s(η)), s = (1 + η) λ / (1 + η λ), ``(..., k)``."""
+    e = eta.unsqueeze(-1)
+    return old_scale * torch.sqrt((1.0 + e) * lam / (1.0 + e * lam))
 
 
 def _whitened_projection(white: Tensor, eta: Tensor) -> tuple[Tensor, Tensor]:
@@ -116,7 +121,7 @@ def _kl_cov_full(scale: Tensor, old_scale: Tensor, cov_bound: float, active: Ten
     # whose value is η* and whose gradient is −(∂f/∂θ) / (∂f/∂η) at the root.
     b, log_det_w = _whitened_projection(white, eta_star)
     f = 0.5 * (b.square().sum((-2, -1)) - k - log_det_w)
-    _, slope = _f_and_slope(eta_star, lam)
+    _, slope = _f_and_slope(eta_star, lam, lam.log())
     slope = torch.where(active, slope, -1.0)
     eta = torch.where(active, eta_star - (f - cov_bound) / slope, 0.0)
 
@@ -129,7 +134,7 @@ def _kl_cov_diag(scale: Tensor, old_scale: Tensor, cov_bound: float, active: Ten
     """Projected std ``(..., k)`` for diagonal covariances."""
     lam = (scale / old_scale).square()  # (..., k)
     eta_star = solve_multiplier(lam.detach(), cov_bound, active)
-    f, slope = _f_and_slope(eta_star, lam)  # f carries ∂f/∂θ
+    f, slope = _f_and_slope(eta_star, lam, lam.log())  # f carries ∂f/∂θ
     slope = torch.where(active, slope.detach(), -1.0)
     eta = torch.where(active, eta_star - (f - cov_bound) / slope, 0.0)
     return _interpolated_std(eta, lam, old_scale)

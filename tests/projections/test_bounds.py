@@ -3,6 +3,8 @@ states land on the boundary."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -14,7 +16,7 @@ from tests.projections.helpers import MEASURES, random_pair
 KS = [1, 2, 3, 6, 17]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=int(os.environ.get("TRPL_HYPOTHESIS_EXAMPLES", "40")), deadline=None)
 @given(
     seed=st.integers(0, 2**31 - 1),
     k=st.sampled_from(KS),
@@ -31,8 +33,12 @@ def test_bounds_hold(seed, k, full, measure, scale_prec, mean_bound, cov_bound, 
     d_mean, d_cov = tr.parts(mean, scale, old_mean, old_scale)
     p_mean, p_scale = tr.project(mean, scale, old_mean, old_scale, mean_bound=mean_bound, cov_bound=cov_bound)
     assert p_mean.shape == mean.shape and p_scale.shape == scale.shape and p_scale.dtype == dtype
-    pd_mean, pd_cov = tr.parts(p_mean, p_scale, old_mean, old_scale)
-    rtol = 1e-6 if dtype == torch.float64 else 2e-3
+    # Measure in float64: a float32 KL of two nearby Gaussians cancels to ~0.3% error,
+    # which would hide how close the float32 projection itself lands.
+    pd_mean, pd_cov = tr.parts(*(t.double() for t in (p_mean, p_scale, old_mean, old_scale)))
+    # float32 resolves a KL of ~1e-4 between full covariances to ~0.5% only (its terms
+    # are O(1) and cancel); projection_dtype defaults to float64 for this reason.
+    rtol = 1e-6 if dtype == torch.float64 else 1e-2
     assert (pd_mean <= mean_bound * (1 + rtol)).all()
     assert (pd_cov <= cov_bound * (1 + rtol)).all()
 
