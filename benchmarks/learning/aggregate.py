@@ -1,6 +1,7 @@
 """Aggregate finished learning runs into a table (CSV, JSON, Markdown) and PNG curves.
 
-    python benchmarks/learning/aggregate.py [--budgets 100000 200000 300000] [--out benchmarks/learning/results]
+    python benchmarks/learning/aggregate.py [--budgets 100000 200000 300000]
+        [--out benchmarks/learning/results]
 
 For each run group (runs/<name>/seed*/ with a DONE file), the deterministic evaluation
 return at each env-step budget is the last evaluation at or before the budget; the
@@ -16,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rllib_trl.cli.plot import EVAL_RETURN, STEPS, interval, plot_command
+from rllib_trl.cli.plot import EVAL_RETURN, STEPS, interval, load_trial, plot_command
 
 HERE = Path(__file__).resolve().parent
 
 
-def eval_at(progress: Path, budget: int) -> float:
-    frame = pd.read_csv(progress)
+def eval_at(trial: Path, budget: int) -> float:
+    frame, _ = load_trial(trial)
     if EVAL_RETURN not in frame:
         return float("nan")
     rows = frame[(frame[STEPS] <= budget * 1.01) & frame[EVAL_RETURN].notna()]
@@ -45,9 +46,9 @@ def main() -> None:
         for budget in args.budgets:
             values = []
             for seed in seeds:
-                progress = sorted(seed.rglob("progress.csv"))
-                values.append(eval_at(progress[0], budget) if progress else float("nan"))
-            mean, low, high = interval(np.array([values]).T.T.reshape(len(values), 1))
+                results = sorted(seed.rglob("result.json"))
+                values.append(eval_at(results[0].parent, budget) if results else float("nan"))
+            mean, low, high = interval(np.array(values)[:, None])
             rows.append(
                 {
                     "run": group.name,
@@ -68,7 +69,8 @@ def main() -> None:
     ]
     for r in rows:
         lines.append(
-            f"| {r['run']} | {r['budget']:,} | {r['seeds']} | {r['mean']} [{r['ci95_low']}, {r['ci95_high']}] "
+            f"| {r['run']} | {r['budget']:,} | {r['seeds']} "
+            f"| {r['mean']} [{r['ci95_low']}, {r['ci95_high']}] "
             f"| {', '.join(str(v) for v in r['per_seed'])} |"
         )
     (out / "learning.md").write_text("\n".join(lines) + "\n")

@@ -2,7 +2,8 @@
 trust-region metrics against their bounds, from Tune result folders, as one PNG.
 
 Each RESULTS_DIR argument is one curve: every trial below it (a folder holding a
-``progress.csv``) counts as one seed.
+``result.json``) counts as one seed. ``result.json`` is read rather than ``progress.csv``,
+whose columns are fixed by the first row (evaluation results appear later).
 """
 
 from __future__ import annotations
@@ -38,16 +39,24 @@ T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228]
 
 
 def find_trials(root: Path) -> list[Path]:
-    if (root / "progress.csv").is_file():
+    if (root / "result.json").is_file():
         return [root]
-    return sorted(p.parent for p in root.rglob("progress.csv"))
+    return sorted(p.parent for p in root.rglob("result.json"))
 
 
 def load_trial(trial: Path) -> tuple[pd.DataFrame, dict]:
-    try:
-        frame = pd.read_csv(trial / "progress.csv")
-    except (pd.errors.EmptyDataError, pd.errors.ParserError):
-        return pd.DataFrame(), {}
+    """One row per reported iteration, nested keys flattened with "/"."""
+    rows = []
+    for line in (trial / "result.json").read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut off by an interrupted run
+    frame = pd.json_normalize(rows, sep="/") if rows else pd.DataFrame()
+    if EVAL_RETURN in frame:
+        # RLlib repeats the last evaluation in the next iteration's result: keep the first.
+        repeated = frame[EVAL_RETURN].eq(frame[EVAL_RETURN].shift())
+        frame.loc[repeated, EVAL_RETURN] = float("nan")
     params_file = trial / "params.json"
     params = json.loads(params_file.read_text()) if params_file.is_file() else {}
     return frame, params
@@ -82,7 +91,7 @@ def plot_command(results: list[str], output: str) -> int:
             raise UsageError(f"results folder not found: {item}")
         trials = find_trials(root)
         if not trials:
-            raise UsageError(f"no Tune trial (progress.csv) below {item}")
+            raise UsageError(f"no Tune trial (result.json) below {item}")
         groups.append((root.name, trials))
     fig, axes = plt.subplots(2, 3, figsize=(15, 8))
     all_trials = [(label, t) for label, trials in groups for t in trials]
