@@ -1,0 +1,64 @@
+"""An experiment whose driver is killed continues with `rllib-trl train file ... --resume`
+from its last checkpoint, without repeating or losing iterations."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+STOP = 12
+
+
+def _iterations(trial: Path) -> list[int]:
+    rows = (trial / "result.json").read_text().strip().splitlines()
+    return [json.loads(r)["training_iteration"] for r in rows if r.strip()]
+
+
+def test_resume_after_driver_killed(tmp_path):
+    spec = tmp_path / "exp.yaml"
+    spec.write_text(
+        "resumable:\n"
+        "  run: TRPL\n"
+        "  env: Hopper-v5\n"
+        f"  stop: {{training_iteration: {STOP}}}\n"
+        "  checkpoint_config: {checkpoint_frequency: 1, checkpoint_at_end: true}\n"
+        "  config: {train_batch_size_per_learner: 512, minibatch_size: 128, num_epochs: 1,"
+        " num_envs_per_env_runner: 2}\n"
+    )
+    storage = tmp_path / "results"
+    cmd = [
+        sys.executable,
+        "-m",
+        "rllib_trl.cli.main",
+        "train",
+        "file",
+        str(spec),
+        "--storage-path",
+        str(storage),
+    ]
+    log = open(tmp_path / "first.log", "w")
+    driver = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=log, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and not list(storage.glob("resumable/TRPL*/checkpoint_000001")):
+            assert driver.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+            time.sleep(0.5)
+        time.sleep(6.0)  # one experiment snapshot (TUNE_GLOBAL_CHECKPOINT_S=5) reaches storage
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and everything it started
+        driver.wait()
+    (trial,) = storage.glob("resumable/TRPL*")
+    before = _iterations(trial)
+    assert 2 <= max(before) < STOP, before
+
+    out = subprocess.run(cmd + ["--resume"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    after = _iterations(trial)
+    assert after == list(range(1, STOP + 1)), after  # each iteration exactly once
+    assert sorted(trial.glob("checkpoint_*"))
