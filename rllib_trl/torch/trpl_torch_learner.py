@@ -1,7 +1,7 @@
-"""TRPL's torch learner: the loss, and the per-iteration std copy.
+"""TRPL's torch learner: per-minibatch loss, per-iteration std copy and entropy bound.
 
-Per minibatch: project π onto the trust region around π_old (the batch's
-``action_dist_inputs``), then
+Per minibatch (terms in ``trpl_loss.py``): project π onto the trust region around
+π_old (the batch's ``action_dist_inputs``), then
 
     policy_loss       = −E[ A · π̃(a|s) / π_old(a|s) ]          (optionally ratio-clipped)
     trust_region_loss = trust_region_coeff · E[ d(π, sg(π̃)) ]  (mean part only for a
@@ -28,21 +28,17 @@ from ray.rllib.utils.typing import ModuleID
 from torch import Tensor
 
 from rllib_trl.connectors.reward_scaling import ScaleRewards
-from rllib_trl.projections import entropy_bound, entropy_projection, get_trust_region, kl_parts
-from rllib_trl.torch.distributions import make_distribution, unpack
-
-TRUST_REGION_LOSS_KEY = "trust_region_loss"
-VF_EXPLAINED_VAR_KEY = "vf_explained_var"
-KL_MEAN_KEY = "kl_mean"
-KL_MAX_KEY = "kl_max"
-MEAN_CONSTRAINT_KEY = "mean_constraint"
-MEAN_CONSTRAINT_MAX_KEY = "mean_constraint_max"
-COV_CONSTRAINT_KEY = "cov_constraint"
-COV_CONSTRAINT_MAX_KEY = "cov_constraint_max"
-MEAN_PROJECTED_FRAC_KEY = "mean_projected_frac"
-COV_PROJECTED_FRAC_KEY = "cov_projected_frac"
-ENTROPY_BOUND_KEY = "entropy_bound"
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
+from rllib_trl.projections import entropy_bound
+from rllib_trl.torch.distributions import unpack
+from rllib_trl.torch.trpl_loss import (
+    ENTROPY_BOUND_KEY,
+    TRUST_REGION_LOSS_KEY,
+    VF_EXPLAINED_VAR_KEY,
+    TRPLSettings,
+    diagnostics,
+    policy_terms,
+    projected_free_scale,
+)
 
 
 def initial_entropy(action_dim: int, init_std: float) -> float:
@@ -62,9 +58,6 @@ class TRPLTorchLearner(PPOTorchLearner):
             )
         self._old_scale: dict[ModuleID, Tensor] = {}
         self._entropy_bound: dict[ModuleID, float | None] = {}
-
-    def _trust_region(self, config):
-        return get_trust_region(config.projection, scale_prec=config.scale_prec)
 
     @override(TorchLearner)
     def configure_optimizers_for_module(self, module_id: ModuleID, config=None) -> None:
@@ -87,120 +80,60 @@ class TRPLTorchLearner(PPOTorchLearner):
             lr_or_lr_schedule=config.vf_lr,
         )
 
-    def project(self, config, module, mean: Tensor, scale: Tensor, old_mean: Tensor, old_scale: Tensor, beta):
-        """π̃ = entropy/trust-region projection of π around π_old, in ``projection_dtype``."""
-        dtype = DTYPES[config.projection_dtype]
-        args = [t.to(dtype) for t in (mean, scale, old_mean, old_scale)]
-        p_mean, p_scale = args[0], args[1]
-        use_entropy = beta is not None
-        if use_entropy and config.entropy_first:
-            p_mean, p_scale = entropy_projection(
-                p_mean, p_scale, entropy_bound=beta, equality=config.entropy_eq
-            )
-        p_mean, p_scale = self._trust_region(config).project(
-            p_mean, p_scale, args[2], args[3], mean_bound=config.mean_bound, cov_bound=config.cov_bound
-        )
-        if use_entropy and not config.entropy_first:
-            p_mean, p_scale = entropy_projection(
-                p_mean, p_scale, entropy_bound=beta, equality=config.entropy_eq
-            )
-        return p_mean.to(mean.dtype), p_scale.to(scale.dtype)
-
     @override(PPOTorchLearner)
     def compute_loss_for_module(
         self, *, module_id: ModuleID, config, batch: dict[str, Any], fwd_out: dict[str, Tensor]
     ) -> Tensor:
         module = self.module[module_id].unwrapped()
-        full = module.full
         if Columns.LOSS_MASK in batch:
             mask = batch[Columns.LOSS_MASK]
             num_valid = mask.sum()
 
-            def masked_mean(x: Tensor) -> Tensor:
+            def mean_of(x: Tensor) -> Tensor:
                 return x[mask].sum() / num_valid
 
-            def masked_max(x: Tensor) -> Tensor:
+            def max_of(x: Tensor) -> Tensor:
                 return x[mask].max()
         else:
-            masked_mean, masked_max = torch.mean, torch.max
+            mean_of, max_of = torch.mean, torch.max
 
-        mean, scale = unpack(fwd_out[Columns.ACTION_DIST_INPUTS], full)
-        old_mean, old_scale = unpack(batch[Columns.ACTION_DIST_INPUTS], full)
-        beta = self._entropy_bound.get(module_id)
-        p_mean, p_scale = self.project(config, module, mean, scale, old_mean, old_scale, beta)
-        proj_dist = make_distribution(p_mean, p_scale, full)
-
-        advantages = batch[Postprocessing.ADVANTAGES]
-        ratio = torch.exp(proj_dist.logp(batch[Columns.ACTIONS]) - batch[Columns.ACTION_LOGP])
-        surrogate = advantages * ratio
-        if config.clip_param is not None:
-            clipped = advantages * ratio.clamp(1 - config.clip_param, 1 + config.clip_param)
-            surrogate = torch.min(surrogate, clipped)
-        policy_loss = -masked_mean(surrogate)
-
-        trust_region = self._trust_region(config)
-        tr_mean, tr_cov = trust_region.parts(mean, scale, p_mean.detach(), p_scale.detach())
-        tr_dist = tr_mean + tr_cov if module.contextual_std else tr_mean
-        trust_region_loss = config.trust_region_coeff * masked_mean(tr_dist)
-
-        proj_entropy = proj_dist.entropy()
-        entropy_coeff = self.entropy_coeff_schedulers_per_module[module_id].get_current_value()
-        values = module.compute_values(batch)
-        vf_loss = masked_mean((values - batch[Postprocessing.VALUE_TARGETS]).square())
-        total = (
-            policy_loss
-            + trust_region_loss
-            + config.vf_loss_coeff * vf_loss
-            - entropy_coeff * masked_mean(proj_entropy)
+        settings = TRPLSettings.from_config(config)
+        raw = unpack(fwd_out[Columns.ACTION_DIST_INPUTS], module.full)
+        old = unpack(batch[Columns.ACTION_DIST_INPUTS], module.full)
+        terms = policy_terms(
+            settings,
+            raw,
+            old,
+            actions=batch[Columns.ACTIONS],
+            action_logp=batch[Columns.ACTION_LOGP],
+            advantages=batch[Postprocessing.ADVANTAGES],
+            full=module.full,
+            contextual_std=module.contextual_std,
+            beta=self._entropy_bound.get(module_id),
+            mean_of=mean_of,
         )
-
-        with torch.no_grad():
-            self._log_diagnostics(
-                module_id,
-                config,
-                (mean, scale),
-                (p_mean, p_scale),
-                (old_mean, old_scale),
-                masked_mean,
-                masked_max,
-            )
+        values = module.compute_values(batch)
+        vf_loss = mean_of((values - batch[Postprocessing.VALUE_TARGETS]).square())
+        entropy_coeff = self.entropy_coeff_schedulers_per_module[module_id].get_current_value()
+        total = (
+            terms["policy_loss"]
+            + terms[TRUST_REGION_LOSS_KEY]
+            + config.vf_loss_coeff * vf_loss
+            - entropy_coeff * terms["entropy"]
+        )
         self.metrics.log_dict(
             {
-                POLICY_LOSS_KEY: policy_loss,
-                TRUST_REGION_LOSS_KEY: trust_region_loss,
+                POLICY_LOSS_KEY: terms["policy_loss"],
+                TRUST_REGION_LOSS_KEY: terms[TRUST_REGION_LOSS_KEY],
                 VF_LOSS_KEY: vf_loss,
                 VF_EXPLAINED_VAR_KEY: explained_variance(batch[Postprocessing.VALUE_TARGETS], values),
-                ENTROPY_KEY: masked_mean(proj_entropy),
+                ENTROPY_KEY: terms["entropy"],
+                **diagnostics(settings, raw, terms["projected"], old, mean_of, max_of),
             },
             key=module_id,
             window=1,
         )
         return total
-
-    def _log_diagnostics(self, module_id, config, raw, projected, old, masked_mean, masked_max) -> None:
-        """KL of π̃ to π_old, the constraint values of π̃ in the projection's measure, and
-        the fraction of states the projection moved."""
-        dtype = DTYPES[config.projection_dtype]
-        raw, projected, old = ([t.to(dtype) for t in pair] for pair in (raw, projected, old))
-        kl_mean_part, kl_cov_part = kl_parts(*projected, *old)
-        kl = kl_mean_part + kl_cov_part
-        trust_region = self._trust_region(config)
-        d_mean, d_cov = trust_region.parts(*projected, *old)
-        raw_mean, raw_cov = trust_region.parts(*raw, *old)
-        self.metrics.log_dict(
-            {
-                KL_MEAN_KEY: masked_mean(kl),
-                KL_MAX_KEY: masked_max(kl),
-                MEAN_CONSTRAINT_KEY: masked_mean(d_mean),
-                MEAN_CONSTRAINT_MAX_KEY: masked_max(d_mean),
-                COV_CONSTRAINT_KEY: masked_mean(d_cov),
-                COV_CONSTRAINT_MAX_KEY: masked_max(d_cov),
-                MEAN_PROJECTED_FRAC_KEY: masked_mean((raw_mean > config.mean_bound).to(dtype)),
-                COV_PROJECTED_FRAC_KEY: masked_mean((raw_cov > config.cov_bound).to(dtype)),
-            },
-            key=module_id,
-            window=1,
-        )
 
     @override(Learner)
     def before_gradient_based_update(self, *, timesteps: dict[str, Any]) -> None:
@@ -237,11 +170,8 @@ class TRPLTorchLearner(PPOTorchLearner):
     def _copy_projected_scale(self, module_id: ModuleID, module) -> None:
         """A state-independent std is not pulled back by the trust-region loss: write
         its projection (around the std that sampled this iteration's data) into it."""
-        config = self.config.get_config_for_module(module_id)
-        old_scale = self._old_scale[module_id].unsqueeze(0)
-        scale = module.scale_from_raw(module.scale_param).unsqueeze(0)
-        zeros = scale.new_zeros(1, module.k)
-        _, p_scale = self.project(
-            config, module, zeros, scale, zeros, old_scale, self._entropy_bound.get(module_id)
-        )
-        module.scale_param.copy_(module.raw_from_scale(p_scale[0]))
+        settings = TRPLSettings.from_config(self.config.get_config_for_module(module_id))
+        scale = module.scale_from_raw(module.scale_param)
+        beta = self._entropy_bound.get(module_id)
+        p_scale = projected_free_scale(settings, scale, self._old_scale[module_id], beta)
+        module.scale_param.copy_(module.raw_from_scale(p_scale))

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rllib_trl.projections import get_trust_region
-from rllib_trl.torch.trpl_torch_learner import (
+from rllib_trl.torch.trpl_loss import (
     COV_CONSTRAINT_KEY,
     COV_CONSTRAINT_MAX_KEY,
     COV_PROJECTED_FRAC_KEY,

@@ -1,0 +1,176 @@
+"""Throughput side by side on Hopper-v5: TRPL (each projection) vs RLlib PPO vs SB3 PPO.
+
+    python benchmarks/throughput.py [--iterations 6] [--rounds 2] [--out benchmarks/results/throughput.json]
+
+Same rollout and SGD work for all: 2048 env steps per iteration, 10 epochs, minibatch 64,
+64-64 tanh networks. RLlib runs its own training step with timers around sampling and the
+learner update (1 EnvRunner with --envs sub-envs, local learner, one torch thread in the
+driver); SB3 runs PPO with one env (its default), timed by callbacks around rollouts and
+training. The candidates run interleaved, in rounds, after one warm-up iteration each;
+the first iteration of every (re)build is not counted. Needs `pip install stable-baselines3`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import ray
+import torch
+
+STEPS = 2048
+
+
+def rllib_candidate(name: str, envs: int):
+    from ray.rllib.algorithms.ppo import PPOConfig
+    from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
+    from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
+
+    from rllib_trl import TRPLConfig
+    from rllib_trl.connectors import observation_filter
+
+    if name.startswith("trpl-"):
+        config = TRPLConfig().training(projection=name.split("-", 1)[1])
+    else:
+        config = (
+            PPOConfig()
+            .training(lr=3e-4, lambda_=0.95, clip_param=0.2, vf_clip_param=float("inf"), use_kl_loss=False)
+            .rl_module(
+                model_config={"fcnet_hiddens": [64, 64], "fcnet_activation": "tanh", "vf_share_layers": False}
+            )
+            .env_runners(env_to_module_connector=observation_filter)
+        )
+    config = (
+        config.environment("Hopper-v5")
+        .env_runners(num_env_runners=1, num_envs_per_env_runner=envs)
+        .training(train_batch_size_per_learner=STEPS, minibatch_size=64, num_epochs=10)
+        .debugging(seed=0)
+    )
+    algo = config.build_algo()
+    lifetime = [0]
+
+    def iteration() -> tuple[float, float, int]:
+        start = time.perf_counter()
+        episodes = synchronous_parallel_sample(
+            worker_set=algo.env_runner_group, max_env_steps=STEPS, _uses_new_env_runners=True
+        )
+        sampled = sum(len(e) for e in episodes)
+        mid = time.perf_counter()
+        lifetime[0] += sampled
+        algo.learner_group.update(
+            episodes=episodes,
+            timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: lifetime[0]},
+            num_epochs=10,
+            minibatch_size=64,
+            shuffle_batch_per_epoch=True,
+        )
+        algo.env_runner_group.sync_weights(
+            from_worker_or_learner_group=algo.learner_group, inference_only=True
+        )
+        algo.env_runner_group.sync_env_runner_states(config=algo.config)
+        return mid - start, time.perf_counter() - mid, sampled
+
+    return iteration, algo.stop
+
+
+def sb3_candidate(envs: int):
+    import gymnasium as gym
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+
+    env = make_vec_env(lambda: gym.make("Hopper-v5"), n_envs=envs, seed=0)
+    model = PPO(
+        "MlpPolicy", env, n_steps=STEPS // envs, batch_size=64, n_epochs=10, seed=0, device="cpu", verbose=0
+    )
+    marks: dict[str, float] = {}
+
+    class Timer(BaseCallback):
+        def _on_rollout_start(self) -> None:
+            marks["start"] = time.perf_counter()
+
+        def _on_rollout_end(self) -> None:
+            marks["rollout_end"] = time.perf_counter()
+
+        def _on_step(self) -> bool:
+            return True
+
+    timer = Timer()
+
+    def iteration() -> tuple[float, float, int]:
+        model.learn(total_timesteps=STEPS, callback=timer, reset_num_timesteps=False)
+        end = time.perf_counter()
+        return marks["rollout_end"] - marks["start"], end - marks["rollout_end"], STEPS
+
+    return iteration, env.close
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--iterations", type=int, default=6, help="timed iterations per candidate per round")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--envs", type=int, default=8, help="sub-envs of the RLlib EnvRunner")
+    parser.add_argument(
+        "--candidates", nargs="+", default=["trpl-kl", "trpl-wasserstein", "trpl-frobenius", "ppo", "sb3"]
+    )
+    parser.add_argument("--out", default="benchmarks/results/throughput.json")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    samples: dict[str, list[tuple[float, float, int]]] = {c: [] for c in args.candidates}
+    for round_ in range(args.rounds):
+        for name in args.candidates:  # interleaved: every candidate once per round
+            iteration, close = sb3_candidate(1) if name == "sb3" else rllib_candidate(name, args.envs)
+            iteration()  # warm-up
+            for _ in range(args.iterations):
+                samples[name].append(iteration())
+            close()
+            print(f"round {round_ + 1}: {name} done", flush=True)
+    ray.shutdown()
+    rows = []
+    for name, data in samples.items():
+        sample_s = statistics.median(d[0] for d in data)
+        learn_s = statistics.median(d[1] for d in data)
+        steps = np.mean([d[2] for d in data])
+        total = sample_s + learn_s
+        rows.append(
+            {
+                "candidate": name,
+                "env_steps_per_s": steps / total,
+                "sample_s": sample_s,
+                "learn_s": learn_s,
+                "iter_s": total,
+                "n": len(data),
+            }
+        )
+    base = {r["candidate"]: r["env_steps_per_s"] for r in rows}
+    print(f"{'candidate':<18}{'env-steps/s':>12}{'sample s':>10}{'learn s':>10}{'vs ppo':>8}{'vs sb3':>8}")
+    for r in rows:
+        vs_ppo = r["env_steps_per_s"] / base["ppo"] if "ppo" in base else float("nan")
+        vs_sb3 = r["env_steps_per_s"] / base["sb3"] if "sb3" in base else float("nan")
+        r["ratio_vs_ppo"], r["ratio_vs_sb3"] = vs_ppo, vs_sb3
+        print(
+            f"{r['candidate']:<18}{r['env_steps_per_s']:>12.0f}{r['sample_s']:>10.2f}{r['learn_s']:>10.2f}"
+            f"{vs_ppo:>8.2f}{vs_sb3:>8.2f}"
+        )
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "torch": torch.__version__,
+        "ray": ray.__version__,
+        "machine": platform.machine(),
+        "envs": args.envs,
+    }
+    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

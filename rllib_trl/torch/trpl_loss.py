@@ -1,0 +1,134 @@
+"""TRPL's loss terms and diagnostics, shared by the new-stack learner and the
+old-stack policy (framework plumbing stays in those two; the math lives here)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from rllib_trl.projections import entropy_projection, get_trust_region, kl_parts
+from rllib_trl.torch.distributions import make_distribution
+
+TRUST_REGION_LOSS_KEY = "trust_region_loss"
+VF_EXPLAINED_VAR_KEY = "vf_explained_var"
+KL_MEAN_KEY = "kl_mean"
+KL_MAX_KEY = "kl_max"
+MEAN_CONSTRAINT_KEY = "mean_constraint"
+MEAN_CONSTRAINT_MAX_KEY = "mean_constraint_max"
+COV_CONSTRAINT_KEY = "cov_constraint"
+COV_CONSTRAINT_MAX_KEY = "cov_constraint_max"
+MEAN_PROJECTED_FRAC_KEY = "mean_projected_frac"
+COV_PROJECTED_FRAC_KEY = "cov_projected_frac"
+ENTROPY_BOUND_KEY = "entropy_bound"
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+Reduce = Callable[[Tensor], Tensor]
+Pair = tuple[Tensor, Tensor]
+
+
+@dataclass(frozen=True)
+class TRPLSettings:
+    """The config values the loss reads, from a TRPLConfig or an old-stack config dict."""
+
+    projection: str
+    mean_bound: float
+    cov_bound: float
+    trust_region_coeff: float
+    scale_prec: bool
+    projection_dtype: str
+    entropy_eq: bool
+    entropy_first: bool
+    clip_param: float | None
+
+    @classmethod
+    def from_config(cls, config: Any) -> TRPLSettings:
+        get = config.get if isinstance(config, dict) else lambda key: getattr(config, key)
+        return cls(**{name: get(name) for name in cls.__dataclass_fields__})
+
+    @property
+    def trust_region(self):
+        return get_trust_region(self.projection, scale_prec=self.scale_prec)
+
+
+def project(s: TRPLSettings, mean: Tensor, scale: Tensor, old_mean: Tensor, old_scale: Tensor, beta) -> Pair:
+    """π̃: entropy control (optional, before or after) and the trust-region projection of
+    π around π_old, computed in ``projection_dtype`` and cast back."""
+    dtype = DTYPES[s.projection_dtype]
+    p_mean, p_scale, o_mean, o_scale = (t.to(dtype) for t in (mean, scale, old_mean, old_scale))
+    if beta is not None and s.entropy_first:
+        p_mean, p_scale = entropy_projection(p_mean, p_scale, entropy_bound=beta, equality=s.entropy_eq)
+    p_mean, p_scale = s.trust_region.project(
+        p_mean, p_scale, o_mean, o_scale, mean_bound=s.mean_bound, cov_bound=s.cov_bound
+    )
+    if beta is not None and not s.entropy_first:
+        p_mean, p_scale = entropy_projection(p_mean, p_scale, entropy_bound=beta, equality=s.entropy_eq)
+    return p_mean.to(mean.dtype), p_scale.to(scale.dtype)
+
+
+def policy_terms(
+    s: TRPLSettings,
+    raw: Pair,
+    old: Pair,
+    *,
+    actions: Tensor,
+    action_logp: Tensor,
+    advantages: Tensor,
+    full: bool,
+    contextual_std: bool,
+    beta: float | None,
+    mean_of: Reduce,
+) -> dict[str, Tensor]:
+    """policy_loss = −E[A π̃(a|s)/π_old(a|s)] (ratio-clipped if ``clip_param``);
+    trust_region_loss = coeff · E[d(π, sg(π̃))] (mean part only for a state-independent
+    std); the projected policy and its entropy."""
+    p_mean, p_scale = project(s, *raw, *old, beta)
+    proj_dist = make_distribution(p_mean, p_scale, full)
+    ratio = torch.exp(proj_dist.logp(actions) - action_logp)
+    surrogate = advantages * ratio
+    if s.clip_param is not None:
+        surrogate = torch.min(surrogate, advantages * ratio.clamp(1 - s.clip_param, 1 + s.clip_param))
+    d_mean, d_cov = s.trust_region.parts(*raw, p_mean.detach(), p_scale.detach())
+    distance = d_mean + d_cov if contextual_std else d_mean
+    return {
+        "policy_loss": -mean_of(surrogate),
+        TRUST_REGION_LOSS_KEY: s.trust_region_coeff * mean_of(distance),
+        "entropy": mean_of(proj_dist.entropy()),
+        "projected": (p_mean, p_scale),
+    }
+
+
+@torch.no_grad()
+def diagnostics(
+    s: TRPLSettings, raw: Pair, projected: Pair, old: Pair, mean_of: Reduce, max_of: Reduce
+) -> dict:
+    """KL(π̃ ‖ π_old), π̃'s constraint values in the projection's own measure, and the
+    fraction of states whose network output the projection moved."""
+    dtype = DTYPES[s.projection_dtype]
+    raw, projected, old = ([t.to(dtype) for t in pair] for pair in (raw, projected, old))
+    kl = sum(kl_parts(*projected, *old))
+    d_mean, d_cov = s.trust_region.parts(*projected, *old)
+    raw_mean, raw_cov = s.trust_region.parts(*raw, *old)
+    return {
+        KL_MEAN_KEY: mean_of(kl),
+        KL_MAX_KEY: max_of(kl),
+        MEAN_CONSTRAINT_KEY: mean_of(d_mean),
+        MEAN_CONSTRAINT_MAX_KEY: max_of(d_mean),
+        COV_CONSTRAINT_KEY: mean_of(d_cov),
+        COV_CONSTRAINT_MAX_KEY: max_of(d_cov),
+        MEAN_PROJECTED_FRAC_KEY: mean_of((raw_mean > s.mean_bound).to(dtype)),
+        COV_PROJECTED_FRAC_KEY: mean_of((raw_cov > s.cov_bound).to(dtype)),
+    }
+
+
+@torch.no_grad()
+def projected_free_scale(s: TRPLSettings, scale: Tensor, old_scale: Tensor, beta) -> Tensor:
+    """The projection of a state-independent std / Cholesky factor around the one that
+    sampled the data (it is not pulled back by the trust-region loss, so it is replaced
+    by this once per iteration). Shapes: ``(k,)`` or ``(k, k)``."""
+    k = scale.shape[0]
+    zeros = scale.new_zeros(1, k)
+    _, p_scale = project(s, zeros, scale.unsqueeze(0), zeros, old_scale.unsqueeze(0), beta)
+    return p_scale[0]
