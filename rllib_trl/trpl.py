@@ -81,6 +81,15 @@ class TRPLConfig(PPOConfig):
         self.num_env_runners = 1
         self.num_envs_per_env_runner = 4
         self.rollout_fragment_length = "auto"
+        # Old API stack only (ModelV2): 64-64 tanh, one free std, separate value net.
+        self.model.update(
+            {
+                "fcnet_hiddens": [64, 64],
+                "fcnet_activation": "tanh",
+                "free_log_std": True,
+                "vf_share_layers": False,
+            }
+        )
         # Evaluation reports the deterministic (mean-action) policy.
         self.evaluation_config = {"explore": False}
 
@@ -195,6 +204,7 @@ class TRPLConfig(PPOConfig):
     def validate(self) -> None:
         super().validate()
         self._validate_trpl()
+        self._validate_old_stack()
         self._validate_model_config()
         self._validate_env()
 
@@ -239,6 +249,23 @@ class TRPLConfig(PPOConfig):
                 "use_kl_loss", "is True", "TRPL bounds the KL per state by projection; set use_kl_loss=False"
             )
 
+    def _validate_old_stack(self) -> None:
+        """The old API stack supports a diagonal Gaussian with a free std only."""
+        if self.enable_rl_module_and_learner:
+            return
+        # The old stack's own filter does the observation normalisation there.
+        self.observation_filter = "MeanStdFilter" if self.normalize_observations else "NoFilter"
+        model = dict(self.model_config or {})
+        unsupported = {
+            "cov_type": model.get("cov_type", "diag") != "diag",
+            "contextual_std": bool(model.get("contextual_std", False)),
+            "entropy_schedule": self.entropy_schedule is not None,
+            "normalize_rewards": self.normalize_rewards,
+        }
+        for key, bad in unsupported.items():
+            if bad:
+                self._bad(key, "is not supported on the old API stack", "use the new API stack (the default)")
+
     def _validate_model_config(self) -> None:
         model = dict(self.model_config or {})
         if "free_log_std" in model:
@@ -278,6 +305,26 @@ class TRPL(PPO):
     @override(PPO)
     def get_default_config(cls) -> TRPLConfig:
         return TRPLConfig()
+
+    @classmethod
+    @override(PPO)
+    def get_default_policy_class(cls, config):
+        """The old API stack's policy (used when the new stack is switched off)."""
+        from rllib_trl.torch.trpl_torch_policy import TRPLTorchPolicy
+
+        return TRPLTorchPolicy
+
+    @override(PPO)
+    def _training_step_old_api_stack(self):
+        """PPO's old-stack step, then the state-independent std is replaced by its
+        projection around the std that sampled the data, and the weights re-synced."""
+        worker = self.env_runner_group.local_env_runner
+        old = {pid: p.free_log_std().detach().clone() for pid, p in worker.policy_map.items()}
+        results = super()._training_step_old_api_stack()
+        for pid, policy in worker.policy_map.items():
+            policy.replace_std_by_projection(old[pid])
+        self.env_runner_group.sync_weights(global_vars={"timestep": self._counters["num_env_steps_sampled"]})
+        return results
 
     @override(Algorithm)
     def _before_evaluate(self) -> None:
