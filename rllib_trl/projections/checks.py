@@ -52,3 +52,12 @@ def check_gaussians(mean: Tensor, scale: Tensor, old_mean: Tensor, old_scale: Te
     if not mean.is_floating_point():
         raise ValueError(f"mean must be a floating point tensor, got {mean.dtype}")
     return full
+
+
+def check_projection_args(
+    mean: Tensor, scale: Tensor, old_mean: Tensor, old_scale: Tensor, mean_bound, cov_bound
+) -> bool:
+    """All checks of a projection call; returns True for full covariances."""
+    check_bound("mean_bound", mean_bound)
+    check_bound("cov_bound", cov_bound)
+    return check_gaussians(mean, scale, old_mean, old_scale)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from rllib_trl.projections.checks import check_bound, check_gaussians
+from rllib_trl.projections.checks import check_projection_args
 from rllib_trl.projections.divergences import frobenius_cov_part, mean_distance
 from rllib_trl.projections.gaussian import batch_where, cholesky_of, covariance
 from rllib_trl.projections.mean import interpolate, project_mean
@@ -32,9 +32,7 @@ def frobenius_projection(
     Returns:
         ``(mean, scale)`` of the projected policy, in the input's form.
     """
-    check_bound("mean_bound", mean_bound)
-    check_bound("cov_bound", cov_bound)
-    full = check_gaussians(mean, scale, old_mean, old_scale)
+    full = check_projection_args(mean, scale, old_mean, old_scale, mean_bound, cov_bound)
     d_mean = mean_distance(mean, old_mean, old_scale, full, scale_prec)
     proj_mean, _ = project_mean(mean, old_mean, d_mean, mean_bound)
 

@@ -17,7 +17,7 @@ import math
 import torch
 from torch import Tensor
 
-from rllib_trl.projections.checks import check_bound, check_gaussians
+from rllib_trl.projections.checks import check_projection_args
 from rllib_trl.projections.divergences import kl_cov_part
 from rllib_trl.projections.gaussian import batch_where, cholesky_of, maha, whiten
 from rllib_trl.projections.mean import project_mean
@@ -161,9 +161,7 @@ def kl_projection(
         ``(mean, scale)`` of the projected policy, in the input's form; states inside
         the region are returned unchanged.
     """
-    check_bound("mean_bound", mean_bound)
-    check_bound("cov_bound", cov_bound)
-    full = check_gaussians(mean, scale, old_mean, old_scale)
+    full = check_projection_args(mean, scale, old_mean, old_scale, mean_bound, cov_bound)
     proj_mean, _ = project_mean(mean, old_mean, 0.5 * maha(mean, old_mean, old_scale, full), mean_bound)
 
     active = kl_cov_part(scale.detach(), old_scale.detach(), full) > cov_bound

@@ -8,7 +8,7 @@ from functools import partial
 
 from torch import Tensor
 
-from rllib_trl.projections.checks import check_bound, check_gaussians
+from rllib_trl.projections.checks import check_projection_args
 from rllib_trl.projections.divergences import frobenius_parts, kl_parts, wasserstein_parts
 from rllib_trl.projections.frobenius import frobenius_projection
 from rllib_trl.projections.kl import kl_projection
@@ -23,9 +23,7 @@ def no_projection(
     mean: Tensor, scale: Tensor, old_mean: Tensor, old_scale: Tensor, *, mean_bound: float, cov_bound: float
 ) -> Pair:
     """Identity "projection" (a PPO-like run that still logs the trust-region metrics)."""
-    check_bound("mean_bound", mean_bound)
-    check_bound("cov_bound", cov_bound)
-    check_gaussians(mean, scale, old_mean, old_scale)
+    check_projection_args(mean, scale, old_mean, old_scale, mean_bound, cov_bound)
     return mean, scale
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from rllib_trl.projections.checks import check_bound, check_gaussians
+from rllib_trl.projections.checks import check_projection_args
 from rllib_trl.projections.divergences import mean_distance, sqrt_cov, w2_cov_part_from_roots
 from rllib_trl.projections.gaussian import batch_where, cholesky_of
 from rllib_trl.projections.mean import interpolate, project_mean
@@ -36,9 +36,7 @@ def wasserstein_projection(
     Returns:
         ``(mean, scale)`` of the projected policy, in the input's form.
     """
-    check_bound("mean_bound", mean_bound)
-    check_bound("cov_bound", cov_bound)
-    full = check_gaussians(mean, scale, old_mean, old_scale)
+    full = check_projection_args(mean, scale, old_mean, old_scale, mean_bound, cov_bound)
     d_mean = mean_distance(mean, old_mean, old_scale, full, scale_prec)
     proj_mean, _ = project_mean(mean, old_mean, d_mean, mean_bound)
 
