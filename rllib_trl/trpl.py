@@ -257,14 +257,14 @@ class TRPLConfig(PPOConfig):
         self.observation_filter = "MeanStdFilter" if self.normalize_observations else "NoFilter"
         model = dict(self.model_config or {})
         unsupported = {
-            "cov_type": model.get("cov_type", "diag") != "diag",
-            "contextual_std": bool(model.get("contextual_std", False)),
-            "entropy_schedule": self.entropy_schedule is not None,
-            "normalize_rewards": self.normalize_rewards,
+            "cov_type": (model.get("cov_type", "diag") != "diag", "use cov_type='diag'"),
+            "contextual_std": (bool(model.get("contextual_std", False)), "use contextual_std=False"),
+            "entropy_schedule": (self.entropy_schedule is not None, "use entropy_schedule=None"),
+            "normalize_rewards": (self.normalize_rewards, "set normalize_rewards=False"),
         }
-        for key, bad in unsupported.items():
+        for key, (bad, fix) in unsupported.items():
             if bad:
-                self._bad(key, "is not supported on the old API stack", "use the new API stack (the default)")
+                self._bad(key, "is not supported on the old API stack", f"{fix}, or use the new API stack")
 
     def _validate_model_config(self) -> None:
         model = dict(self.model_config or {})
