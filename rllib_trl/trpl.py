@@ -15,7 +15,6 @@ import gymnasium as gym
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from ray.rllib.algorithms.ppo import PPO, PPOConfig
-from ray.rllib.core import COMPONENT_ENV_TO_MODULE_CONNECTOR
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.utils.annotations import override
 from ray.tune.registry import register_trainable
@@ -23,6 +22,7 @@ from ray.tune.registry import register_trainable
 from rllib_trl.connectors.mean_std_filter import ExactMeanStdFilter
 from rllib_trl.connectors.reward_scaling import DiscountedReturnStats
 from rllib_trl.env_check import EnvNotFound, env_action_space
+from rllib_trl.eval_sync import sync_eval_observation_filter
 from rllib_trl.projections import ENTROPY_SCHEDULES, PROJECTION_NAMES
 from rllib_trl.torch.trpl_rl_module import ACTIVATIONS, MODEL_DEFAULTS
 
@@ -328,22 +328,9 @@ class TRPL(PPO):
 
     @override(Algorithm)
     def _before_evaluate(self) -> None:
-        """Give the evaluation EnvRunners the training observation statistics.
-
-        RLlib 2.60 skips the connector-state sync when evaluation runs on the local
-        EnvRunner only (``evaluation_num_env_runners=0``), so evaluation would see
-        unnormalised observations.
-        """
+        """Give the evaluation EnvRunners the training observation statistics."""
         super()._before_evaluate()
-        source = self.env_runner_group.local_env_runner if self.env_runner_group else None
-        if self.eval_env_runner_group is None or source is None:
-            return
-        state = source.get_state(components=COMPONENT_ENV_TO_MODULE_CONNECTOR)
-        if not state:
-            return
-        self.eval_env_runner_group.foreach_env_runner(
-            lambda runner: runner.set_state(state), local_env_runner=True
-        )
+        sync_eval_observation_filter(self)
 
 
 register_trainable("TRPL", TRPL)

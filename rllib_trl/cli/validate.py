@@ -17,7 +17,9 @@ from rllib_trl.env_check import EnvNotFound, env_action_space
 # Classic config-dict keys that AlgorithmConfig handles without an attribute of that name.
 DICT_ONLY_KEYS = {"env", "model", "multiagent", "optimizer", "callbacks_class", "exploration_config"}
 # Keys that take a callable; in YAML they are written "package.module:function".
-CALLABLE_KEYS = {"env_to_module_connector", "module_to_env_connector", "learner_connector"}
+CALLABLE_KEYS = {"env_to_module_connector", "module_to_env_connector", "learner_connector", "callbacks_class"}
+# ... of which these are stored under a leading underscore (as is `model_config`).
+PRIVATE_KEYS = {"env_to_module_connector", "module_to_env_connector", "learner_connector", "model_config"}
 
 
 def resolve_callables(config: dict[str, Any]) -> dict[str, Any]:
@@ -35,7 +37,7 @@ def resolve_callables(config: dict[str, Any]) -> dict[str, Any]:
                 ) from None
     # The config attributes behind these keys (and `model_config`, a read-only
     # property) carry a leading underscore.
-    return {(f"_{k}" if k in CALLABLE_KEYS | {"model_config"} else k): v for k, v in out.items()}
+    return {(f"_{k}" if k in PRIVATE_KEYS else k): v for k, v in out.items()}
 
 
 def resolve_algorithm(run: str) -> type:

@@ -108,3 +108,28 @@ def test_evaluation_reports_deterministic_return(ray_local):
         algo.stop()
     assert algo.config.evaluation_config["explore"] is False
     assert math.isfinite(result["evaluation"]["env_runners"]["episode_return_mean"])
+
+
+def _filter_pushes(runner) -> int:
+    state = runner.get_state(components="env_to_module_connector")["env_to_module_connector"]
+    return state["ExactMeanStdFilter"][None]["running_stats"][0]["num_pushes"]
+
+
+def test_evaluation_filter_has_training_statistics(ray_local):
+    """TRPL syncs the filter itself; the PPO baseline through the YAML's callback."""
+    from rllib_trl.cli.experiment import load_experiments
+    from rllib_trl.cli.validate import validate_experiment
+
+    (exp,) = load_experiments("tuned_examples/hopper/hopper-ppo.yaml")
+    algo_cls = validate_experiment(exp)
+    small = {"train_batch_size_per_learner": 256, "minibatch_size": 64, "num_epochs": 1, "evaluation_interval": 1}
+    ppo = algo_cls.get_default_config().update_from_dict({**exp.config, **small, "evaluation_duration": 1})
+    for config in (ppo, small_config().evaluation(evaluation_interval=1, evaluation_duration=1)):
+        algo = config.build_algo()
+        try:
+            algo.train()
+            trained = _filter_pushes(algo.env_runner_group.local_env_runner)
+            evaluated = _filter_pushes(algo.eval_env_runner_group.local_env_runner)
+        finally:
+            algo.stop()
+        assert trained > 200 and evaluated >= trained, (type(algo).__name__, trained, evaluated)
