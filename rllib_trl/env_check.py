@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
+from ray.rllib.env.env_context import EnvContext
 from ray.tune.registry import ENV_CREATOR, _global_registry
 
 
@@ -15,7 +16,9 @@ class EnvNotFound(ValueError):
 def env_action_space(env: str, env_config: dict[str, Any] | None = None) -> gym.Space:
     """Make the env once (Tune registry first, then gymnasium) and return its action space."""
     if _global_registry.contains(ENV_CREATOR, env):
-        instance = _global_registry.get(ENV_CREATOR, env)(env_config or {})
+        # Creators may read worker_index etc., as RLlib passes an EnvContext.
+        context = EnvContext(env_config or {}, worker_index=0, num_workers=0)
+        instance = _global_registry.get(ENV_CREATOR, env)(context)
     else:
         try:
             instance = gym.make(env, disable_env_checker=True, **(env_config or {}))

@@ -9,6 +9,7 @@ observation normalisation). Importing this module registers ``"TRPL"`` with Tune
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import gymnasium as gym
@@ -45,6 +46,13 @@ TRPL_DEFAULTS: dict[str, Any] = {
     "normalize_rewards": True,
     "reward_clip": 10.0,
 }
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+RLLIB_DEFAULT_HIDDENS = [256, 256]  # RLlib's ModelV2 default, replaced by 64-64 on the old stack
 
 
 class TRPLConfig(PPOConfig):
@@ -216,12 +224,20 @@ class TRPLConfig(PPOConfig):
             self._bad("projection", f"is {self.projection!r}", f"use one of {list(PROJECTION_NAMES)}")
         for key in ("mean_bound", "cov_bound"):
             value = getattr(self, key)
-            if not isinstance(value, (int, float)) or not (0 < value < math.inf):
+            if not _is_number(value) or not (0 < value < math.inf):
                 self._bad(key, f"is {value!r}", "use a positive finite number, e.g. 0.03")
-        for key in ("trust_region_coeff", "vf_lr"):
-            value = getattr(self, key)
-            if not isinstance(value, (int, float)) or value < 0 or not math.isfinite(value):
-                self._bad(key, f"is {value!r}", "use a non-negative number")
+        if not _is_number(self.trust_region_coeff) or not (0 <= self.trust_region_coeff < math.inf):
+            self._bad("trust_region_coeff", f"is {self.trust_region_coeff!r}", "use a non-negative number")
+        if not isinstance(self.vf_lr, list) and not (_is_number(self.vf_lr) and 0 <= self.vf_lr < math.inf):
+            self._bad(
+                "vf_lr", f"is {self.vf_lr!r}", "use a non-negative number or a [[step, lr], ...] schedule"
+            )
+        if (self.normalize_observations or self.normalize_rewards) and not self.broadcast_env_runner_states:
+            self._bad(
+                "broadcast_env_runner_states",
+                "is False",
+                "normalisation statistics merge exactly only if merged states are broadcast; set it True",
+            )
         if self.entropy_schedule not in ENTROPY_SCHEDULES:
             self._bad(
                 "entropy_schedule", f"is {self.entropy_schedule!r}", f"use one of {list(ENTROPY_SCHEDULES)}"
@@ -230,7 +246,18 @@ class TRPLConfig(PPOConfig):
             self._bad("target_entropy", "is not set", "give a target entropy when `entropy_schedule` is set")
         if not (0 < self.temperature <= 1):
             self._bad("temperature", f"is {self.temperature!r}", "use a value in (0, 1]")
-        if not isinstance(self.entropy_schedule_steps, int) or self.entropy_schedule_steps <= 0:
+        if self.target_entropy is not None and not _is_number(self.target_entropy):
+            self._bad("target_entropy", f"is {self.target_entropy!r}", "use a number (nats)")
+        for key in (
+            "scale_prec",
+            "entropy_eq",
+            "entropy_first",
+            "normalize_observations",
+            "normalize_rewards",
+        ):
+            if not isinstance(getattr(self, key), bool):
+                self._bad(key, f"is {getattr(self, key)!r}", "use True or False")
+        if not isinstance(self.entropy_schedule_steps, numbers.Integral) or self.entropy_schedule_steps <= 0:
             self._bad(
                 "entropy_schedule_steps", f"is {self.entropy_schedule_steps!r}", "use a positive integer"
             )
@@ -253,8 +280,13 @@ class TRPLConfig(PPOConfig):
         """The old API stack supports a diagonal Gaussian with a free std only."""
         if self.enable_rl_module_and_learner:
             return
-        # The old stack's own filter does the observation normalisation there.
+        # The old stack's own filter does the observation normalisation there, and its
+        # ModelV2 gets TRPL's network: 64-64 tanh, one free std, separate value branch
+        # (set here, not in __init__, so the new stack does not warn about `model`).
         self.observation_filter = "MeanStdFilter" if self.normalize_observations else "NoFilter"
+        if self.model.get("fcnet_hiddens") == RLLIB_DEFAULT_HIDDENS:
+            self.model["fcnet_hiddens"] = [64, 64]
+        self.model.update(vf_share_layers=False, free_log_std=True)
         model = dict(self.model_config or {})
         unsupported = {
             "cov_type": (model.get("cov_type", "diag") != "diag", "use cov_type='diag'"),

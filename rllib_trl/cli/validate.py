@@ -61,7 +61,11 @@ def _check_types(default: Any, config: dict[str, Any]) -> None:
         current = getattr(default, key)
         if isinstance(current, bool) and not isinstance(value, bool):
             raise UsageError(f"config key '{key}' must be true or false, got {value!r}")
-        if isinstance(current, (int, float)) and not isinstance(current, bool):
+        if (
+            isinstance(current, (int, float))
+            and not isinstance(current, bool)
+            and not isinstance(value, list)
+        ):
             if not isinstance(value, (int, float)) or isinstance(value, bool):
                 if not (isinstance(value, str) and value == "auto"):
                     raise UsageError(f"config key '{key}' must be a number, got {value!r}")
@@ -94,6 +98,11 @@ def _validate(exp: Experiment) -> type:
             env_action_space(env, exp.config.get("env_config"))
         except EnvNotFound as err:
             raise UsageError(f"unknown env {err}; use a gymnasium id such as Hopper-v5") from None
+        except Exception as err:  # the env's own constructor rejected its env_config
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise UsageError(
+                f"env {env!r} could not be created with env_config {exp.config.get('env_config')!r}: {first}"
+            ) from None
     default = algo_cls.get_default_config()
     exp.config = resolve_callables(exp.config)
     for concrete in representatives(exp.config):

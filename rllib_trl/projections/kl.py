@@ -59,6 +59,8 @@ def solve_multiplier(lam: Tensor, cov_bound: float, active: Tensor) -> Tensor:
     (the implicit-gradient step), which squares the remaining error.
     """
     tol = 1e-7 if lam.dtype == torch.float64 else 1e-5
+    # float32 cannot always reach tol (x − log1p(x) cancels): stop when u stops moving.
+    step_tol = 1e-13 if lam.dtype == torch.float64 else 1e-6
     log_bound = math.log(cov_bound)
     log_lam = lam.log()
     f0, _ = _f_and_slope(torch.zeros_like(lam[..., 0]), lam, log_lam)
@@ -77,7 +79,11 @@ def solve_multiplier(lam: Tensor, cov_bound: float, active: Tensor) -> Tensor:
         newton = u - g * f / (slope * (1.0 + eta))
         outside = ~((newton > lo) & (newton < hi))
         fallback = torch.where(torch.isfinite(hi), 0.5 * (lo + hi), 2.0 * u + 1.0)
-        u = torch.where(done, u, torch.where(outside, fallback, newton))
+        new_u = torch.where(done, u, torch.where(outside, fallback, newton))
+        if bool(((new_u - u).abs() <= step_tol * (1.0 + u.abs())).all()):
+            u = new_u
+            break
+        u = new_u
     return torch.where(active, torch.expm1(u), 0.0)
 
 

@@ -52,7 +52,9 @@ def unpack(inputs: Tensor, full: bool) -> tuple[Tensor, Tensor]:
     if not full:
         return mean, rest.exp()
     rows, cols = torch.tril_indices(k, k, device=inputs.device)
-    rest = torch.where(rows == cols, rest.exp(), rest)
+    diag = rows == cols
+    # exp only of the diagonal entries: an overflowing unused branch would make NaN gradients
+    rest = torch.where(diag, torch.where(diag, rest, 0.0).exp(), rest)
     scale = inputs.new_zeros(*inputs.shape[:-1], k, k)
     scale[..., rows, cols] = rest
     return mean, scale

@@ -24,6 +24,9 @@ from tests.algorithm.helpers import small_config
         ({"clip_param": -0.2}, "clip_param"),
         ({"trust_region_coeff": -1.0}, "trust_region_coeff"),
         ({"use_kl_loss": True}, "use_kl_loss"),
+        ({"entropy_schedule": "exp", "target_entropy": "abc"}, "target_entropy"),
+        ({"scale_prec": "false"}, "scale_prec"),
+        ({"normalize_rewards": 1}, "normalize_rewards"),
     ],
 )
 def test_bad_training_values(training, key):
@@ -77,3 +80,20 @@ def test_training_is_keyword_only_and_chains():
     assert (config.mean_bound, config.cov_bound, config.lr, config.vf_lr) == (0.05, 0.002, 1e-4, 5e-4)
     with pytest.raises(TypeError):
         TRPLConfig().training(0.05)
+
+
+def test_registered_env_gets_an_env_context():
+    """RLlib passes an EnvContext to env creators; validation must too."""
+    import gymnasium as gym
+    from ray.tune.registry import register_env
+
+    register_env(
+        "pendulum-reads-worker-index", lambda ctx: gym.make("Pendulum-v1", g=9.81 + 0 * ctx.worker_index)
+    )
+    small_config("pendulum-reads-worker-index").validate()
+
+
+def test_unbroadcast_statistics_rejected():
+    config = small_config().env_runners(broadcast_env_runner_states=False)
+    with pytest.raises(ValueError, match="`broadcast_env_runner_states`"):
+        config.validate()

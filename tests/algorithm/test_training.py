@@ -122,7 +122,12 @@ def test_evaluation_filter_has_training_statistics(ray_local):
 
     (exp,) = load_experiments("tuned_examples/hopper/hopper-ppo.yaml")
     algo_cls = validate_experiment(exp)
-    small = {"train_batch_size_per_learner": 256, "minibatch_size": 64, "num_epochs": 1, "evaluation_interval": 1}
+    small = {
+        "train_batch_size_per_learner": 256,
+        "minibatch_size": 64,
+        "num_epochs": 1,
+        "evaluation_interval": 1,
+    }
     ppo = algo_cls.get_default_config().update_from_dict({**exp.config, **small, "evaluation_duration": 1})
     for config in (ppo, small_config().evaluation(evaluation_interval=1, evaluation_duration=1)):
         algo = config.build_algo()

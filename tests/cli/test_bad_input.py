@@ -19,6 +19,10 @@ CASES = {
     "wrong_type": (GOOD + "  config: {mean_bound: abc}\n", "'mean_bound' must be a number"),
     "negative_bound": (GOOD + "  config: {cov_bound: -0.1}\n", "`cov_bound` is -0.1"),
     "unknown_projection": (GOOD + "  config: {projection: kll}\n", "`projection` is 'kll'"),
+    "bad_env_config": (
+        GOOD + "  config: {env_config: {no_such_kwarg: 1}}\n",
+        "could not be created with env_config",
+    ),
     "discrete_actions": ("x:\n  run: TRPL\n  env: CartPole-v1\n", "needs continuous (Box) actions"),
     "bad_grid_value": (
         GOOD + "  config: {mean_bound: {grid_search: [0.1, -1.0]}}\n",
