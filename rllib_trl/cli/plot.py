@@ -1,5 +1,6 @@
 """``rllib-trl plot``: return vs env steps (mean and 95% interval over trials) and the
-trust-region metrics against their bounds, from Tune result folders, as one PNG.
+trust-region metrics against their bounds (mean and min–max range over trials), from Tune
+result folders, as one PNG.
 
 Each RESULTS_DIR argument is one curve: every trial below it (a folder holding a
 ``result.json``) counts as one seed. ``result.json`` is read rather than ``progress.csv``,
@@ -105,7 +106,10 @@ def plot_command(results: list[str], output: str) -> int:
             curves = np.stack(
                 [np.interp(grid, s.index, s.to_numpy(), left=np.nan, right=np.nan) for s in series]
             )
-            mean, low, high = interval(curves)
+            if column == "return":
+                mean, low, high = interval(curves)  # mean and 95% interval over runs
+            else:  # constraints: show the whole range over runs, to compare with the bound
+                mean, low, high = np.nanmean(curves, 0), np.nanmin(curves, 0), np.nanmax(curves, 0)
             color = f"C{i}"
             ax.plot(grid, mean, color=color, label=f"{label} (n={len(series)})")
             ax.fill_between(grid, low, high, color=color, alpha=0.2)
@@ -113,7 +117,8 @@ def plot_command(results: list[str], output: str) -> int:
             value = _bound(params, bound)
             if value is not None:
                 ax.axhline(value, color=color, linestyle="--", linewidth=1)
-        ax.set_title(title + (" (dashed: bound)" if bound else ""))
+        band = "95% CI" if column == "return" else "min–max"
+        ax.set_title(title + (" (dashed: bound)" if bound else "") + f", band: {band}", fontsize=9)
         ax.set_xlabel("env steps")
     axes.flat[0].legend(fontsize=8)
     fig.tight_layout()
