@@ -53,10 +53,31 @@ def w2_cov_part_from_roots(root: Tensor, old_root: Tensor, full: bool, scale_pre
     return (rel - eye).square().sum((-2, -1))
 
 
+def split_parts(
+    measure: str,
+    mean: Tensor,
+    scale: Tensor,
+    old_mean: Tensor,
+    old_scale: Tensor,
+    *,
+    full: bool,
+    scale_prec: bool = True,
+) -> tuple[Tensor, Tensor]:
+    """(mean_part, cov_part) of ``measure`` ("kl", "frobenius", "wasserstein") without
+    input checks, for callers that already validated (the learner's diagnostics)."""
+    if measure == "kl":
+        return 0.5 * maha(mean, old_mean, old_scale, full), kl_cov_part(scale, old_scale, full)
+    d_mean = mean_distance(mean, old_mean, old_scale, full, scale_prec)
+    if measure == "frobenius":
+        return d_mean, frobenius_cov_part(scale, old_scale, full)
+    roots = sqrt_cov(scale, full), sqrt_cov(old_scale, full)
+    return d_mean, w2_cov_part_from_roots(*roots, full, scale_prec)
+
+
 def kl_parts(mean: Tensor, scale: Tensor, old_mean: Tensor, old_scale: Tensor) -> tuple[Tensor, Tensor]:
     """Mean and covariance parts of KL(π ‖ π_old): (½ maha, ½[tr(Σ_o⁻¹Σ) − k + log|Σ_o|/|Σ|])."""
     full = check_gaussians(mean, scale, old_mean, old_scale)
-    return 0.5 * maha(mean, old_mean, old_scale, full), kl_cov_part(scale, old_scale, full)
+    return split_parts("kl", mean, scale, old_mean, old_scale, full=full)
 
 
 def frobenius_parts(
@@ -64,10 +85,7 @@ def frobenius_parts(
 ) -> tuple[Tensor, Tensor]:
     """Frobenius split: (maha or ‖μ − μ_o‖², ‖Σ − Σ_o‖²_F)."""
     full = check_gaussians(mean, scale, old_mean, old_scale)
-    return (
-        mean_distance(mean, old_mean, old_scale, full, scale_prec),
-        frobenius_cov_part(scale, old_scale, full),
-    )
+    return split_parts("frobenius", mean, scale, old_mean, old_scale, full=full, scale_prec=scale_prec)
 
 
 def wasserstein_parts(
@@ -75,5 +93,4 @@ def wasserstein_parts(
 ) -> tuple[Tensor, Tensor]:
     """Wasserstein-2 split (commuting form): (maha or ‖μ − μ_o‖², W2 covariance part)."""
     full = check_gaussians(mean, scale, old_mean, old_scale)
-    cov_part = w2_cov_part_from_roots(sqrt_cov(scale, full), sqrt_cov(old_scale, full), full, scale_prec)
-    return mean_distance(mean, old_mean, old_scale, full, scale_prec), cov_part
+    return split_parts("wasserstein", mean, scale, old_mean, old_scale, full=full, scale_prec=scale_prec)

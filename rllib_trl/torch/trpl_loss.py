@@ -10,7 +10,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from rllib_trl.projections import entropy_projection, get_trust_region, kl_parts
+from rllib_trl.projections import entropy_projection, get_trust_region
+from rllib_trl.projections.divergences import split_parts
 from rllib_trl.torch.distributions import make_distribution
 
 TRUST_REGION_LOSS_KEY = "trust_region_loss"
@@ -102,15 +103,17 @@ def policy_terms(
 
 @torch.no_grad()
 def diagnostics(
-    s: TRPLSettings, raw: Pair, projected: Pair, old: Pair, mean_of: Reduce, max_of: Reduce
+    s: TRPLSettings, raw: Pair, projected: Pair, old: Pair, mean_of: Reduce, max_of: Reduce, full: bool
 ) -> dict:
     """KL(π̃ ‖ π_old), π̃'s constraint values in the projection's own measure, and the
-    fraction of states whose network output the projection moved."""
+    fraction of states whose network output the projection moved (no input checks: the
+    projection has checked these tensors)."""
     dtype = DTYPES[s.projection_dtype]
     raw, projected, old = ([t.to(dtype) for t in pair] for pair in (raw, projected, old))
-    kl = sum(kl_parts(*projected, *old))
-    d_mean, d_cov = s.trust_region.parts(*projected, *old)
-    raw_mean, raw_cov = s.trust_region.parts(*raw, *old)
+    measure = "kl" if s.projection == "none" else s.projection
+    kl = sum(split_parts("kl", *projected, *old, full=full))
+    d_mean, d_cov = split_parts(measure, *projected, *old, full=full, scale_prec=s.scale_prec)
+    raw_mean, raw_cov = split_parts(measure, *raw, *old, full=full, scale_prec=s.scale_prec)
     return {
         KL_MEAN_KEY: mean_of(kl),
         KL_MAX_KEY: max_of(kl),

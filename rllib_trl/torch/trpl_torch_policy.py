@@ -74,7 +74,7 @@ class TRPLTorchPolicy(PPOTorchPolicy):
         vf_loss = (values - train_batch[Postprocessing.VALUE_TARGETS]).square().mean()
         total = terms["policy_loss"] + terms[TRUST_REGION_LOSS_KEY] + self.config["vf_loss_coeff"] * vf_loss
         stats = model.tower_stats
-        stats.update(diagnostics(settings, raw, terms["projected"], old, torch.mean, torch.max))
+        stats.update(diagnostics(settings, raw, terms["projected"], old, torch.mean, torch.max, False))
         stats.update(
             {
                 "total_loss": total,
