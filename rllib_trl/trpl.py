@@ -365,4 +365,10 @@ class TRPL(PPO):
         sync_eval_observation_filter(self)
 
 
-register_trainable("TRPL", TRPL)
+def register() -> None:
+    """Register "TRPL" with Tune (again). Tune's registry moves entries into Ray's KV store
+    on ``ray.init`` and forgets them on ``ray.shutdown``; call this before a lookup."""
+    register_trainable("TRPL", TRPL)
+
+
+register()

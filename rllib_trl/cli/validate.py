@@ -42,8 +42,9 @@ def resolve_callables(config: dict[str, Any]) -> dict[str, Any]:
 
 def resolve_algorithm(run: str) -> type:
     """The Algorithm class for ``run`` (TRPL is registered on import of rllib_trl)."""
-    import rllib_trl  # noqa: F401  (registers "TRPL")
+    from rllib_trl.trpl import register
 
+    register()  # also after an earlier ray.init/shutdown in this process
     try:
         return get_trainable_cls(run)
     except Exception:

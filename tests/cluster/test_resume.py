@@ -12,12 +12,17 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-STOP = 12
+STOP = 40
 
 
 def _iterations(trial: Path) -> list[int]:
     rows = (trial / "result.json").read_text().strip().splitlines()
     return [json.loads(r)["training_iteration"] for r in rows if r.strip()]
+
+
+def _synced_rows(storage: Path) -> int:
+    results = list(storage.glob("resumable/TRPL*/result.json"))
+    return len(results[0].read_text().strip().splitlines()) if results else 0
 
 
 def test_resume_after_driver_killed(tmp_path):
@@ -46,10 +51,10 @@ def test_resume_after_driver_killed(tmp_path):
     driver = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=log, start_new_session=True)
     try:
         deadline = time.time() + 300
-        while time.time() < deadline and not list(storage.glob("resumable/TRPL*/checkpoint_000001")):
+        # Kill as soon as an experiment snapshot (every 5 s) holds two finished iterations.
+        while time.time() < deadline and not _synced_rows(storage) >= 2:
             assert driver.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
-            time.sleep(0.5)
-        time.sleep(6.0)  # one experiment snapshot (TUNE_GLOBAL_CHECKPOINT_S=5) reaches storage
+            time.sleep(0.2)
     finally:
         os.killpg(driver.pid, signal.SIGKILL)  # the driver and everything it started
         driver.wait()
