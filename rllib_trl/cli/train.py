@@ -125,7 +125,7 @@ def _report(results, exp: Experiment, storage: Path, metric: str, mode: str) -> 
         checkpoint = best.checkpoint.path if best.checkpoint else "none"
         shown = f"{value:.1f}" if isinstance(value, (int, float)) and math.isfinite(value) else "n/a"
         print(f"Best {metric}: {shown} at {int(steps or 0)} env steps ({best.path})")
-        print(f"Best checkpoint: {checkpoint}")
+        print(f"Latest checkpoint of that trial: {checkpoint}")
     if failed:
         print(
             f"{len(failed)} of {len(results)} trial(s) failed; see error.txt in: "
