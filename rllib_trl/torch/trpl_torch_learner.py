@@ -12,6 +12,7 @@ Per minibatch (terms in ``trpl_loss.py``): project π onto the trust region arou
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -34,6 +35,8 @@ from rllib_trl.torch.trpl_loss import (
     ENTROPY_BOUND_KEY,
     TRUST_REGION_LOSS_KEY,
     VF_EXPLAINED_VAR_KEY,
+    Pair,
+    Reduce,
     TRPLSettings,
     diagnostics,
     policy_terms,
@@ -44,6 +47,54 @@ from rllib_trl.torch.trpl_loss import (
 def initial_entropy(action_dim: int, init_std: float) -> float:
     """H₀ of the initial policy N(·, init_std² I): the start of the entropy schedule."""
     return 0.5 * action_dim * (1.0 + math.log(2.0 * math.pi)) + action_dim * math.log(init_std)
+
+
+def masked_reductions(mask: Tensor | None) -> tuple[Reduce, Reduce]:
+    """Mean and max over the valid rows of a minibatch (``mask`` ``(B,)`` bool, or None
+    for all rows). Multiplies instead of boolean indexing: no nonzero() + gather."""
+    if mask is None:
+        return torch.mean, torch.max
+    weight = mask.to(torch.float32)
+    num_valid = weight.sum()
+
+    def mean_of(x: Tensor) -> Tensor:
+        return (x * weight.to(x.dtype)).sum() / num_valid
+
+    def max_of(x: Tensor) -> Tensor:
+        return torch.where(mask, x, -torch.inf).max()
+
+    return mean_of, max_of
+
+
+@dataclass
+class _LastMinibatch:
+    """Detached tensors of one module's last minibatch in an update, for its metrics."""
+
+    settings: TRPLSettings
+    raw: Pair
+    projected: Pair
+    old: Pair
+    mask: Tensor | None
+    full: bool
+    values: Tensor
+    value_targets: Tensor
+    losses: dict[str, Tensor]
+
+    def metrics(self) -> dict[str, Tensor]:
+        mean_of, max_of = masked_reductions(self.mask)
+        return {
+            **self.losses,
+            VF_EXPLAINED_VAR_KEY: explained_variance(self.value_targets, self.values),
+            **diagnostics(self.settings, self.raw, self.projected, self.old, mean_of, max_of, self.full),
+        }
+
+
+def shares_optimizer(config) -> bool:
+    """One Adam over policy and value net makes the same steps as two when both use one
+    learning rate (schedule) and no global-norm clipping couples their gradients (Adam's
+    state is per parameter); it halves RLlib's per-optimizer work in every minibatch."""
+    global_clip = config.grad_clip is not None and config.grad_clip_by == "global_norm"
+    return config.vf_lr == config.lr and not global_clip
 
 
 class TRPLTorchLearner(PPOTorchLearner):
@@ -58,6 +109,7 @@ class TRPLTorchLearner(PPOTorchLearner):
             )
         self._old_scale: dict[ModuleID, Tensor] = {}
         self._entropy_bound: dict[ModuleID, float | None] = {}
+        self._last_minibatch: dict[ModuleID, _LastMinibatch] = {}
 
     @override(TorchLearner)
     def configure_optimizers_for_module(self, module_id: ModuleID, config=None) -> None:
@@ -65,43 +117,35 @@ class TRPLTorchLearner(PPOTorchLearner):
         vf_params = list(module.unwrapped().vf.parameters())
         vf_ids = {id(p) for p in vf_params}
         pi_params = [p for p in module.parameters() if id(p) not in vf_ids]
-        self.register_optimizer(
-            module_id=module_id,
-            optimizer_name="policy",
-            optimizer=torch.optim.Adam(pi_params),
-            params=pi_params,
-            lr_or_lr_schedule=config.lr,
-        )
-        self.register_optimizer(
-            module_id=module_id,
-            optimizer_name="value",
-            optimizer=torch.optim.Adam(vf_params),
-            params=vf_params,
-            lr_or_lr_schedule=config.vf_lr,
-        )
+        if shares_optimizer(config):
+            params = pi_params + vf_params
+            self.register_optimizer(
+                module_id=module_id,
+                optimizer_name="default",
+                optimizer=torch.optim.Adam(params),
+                params=params,
+                lr_or_lr_schedule=config.lr,
+            )
+            return
+        for name, params, lr in (("policy", pi_params, config.lr), ("value", vf_params, config.vf_lr)):
+            self.register_optimizer(
+                module_id=module_id,
+                optimizer_name=name,
+                optimizer=torch.optim.Adam(params),
+                params=params,
+                lr_or_lr_schedule=lr,
+            )
 
     @override(PPOTorchLearner)
     def compute_loss_for_module(
         self, *, module_id: ModuleID, config, batch: dict[str, Any], fwd_out: dict[str, Tensor]
     ) -> Tensor:
         module = self.module[module_id].unwrapped()
-        if Columns.LOSS_MASK in batch:
-            # Multiply instead of boolean indexing: no nonzero() + gather per term.
-            mask = batch[Columns.LOSS_MASK]
-            weight = mask.to(torch.float32)
-            num_valid = weight.sum()
-
-            def mean_of(x: Tensor) -> Tensor:
-                return (x * weight.to(x.dtype)).sum() / num_valid
-
-            def max_of(x: Tensor) -> Tensor:
-                return torch.where(mask, x, -torch.inf).max()
-        else:
-            mean_of, max_of = torch.mean, torch.max
-
         settings = TRPLSettings.from_config(config)
         raw = unpack(fwd_out[Columns.ACTION_DIST_INPUTS], module.full)
         old = unpack(batch[Columns.ACTION_DIST_INPUTS], module.full)
+        mask = batch.get(Columns.LOSS_MASK)
+        mean_of, _ = masked_reductions(mask)
         terms = policy_terms(
             settings,
             raw,
@@ -123,17 +167,24 @@ class TRPLTorchLearner(PPOTorchLearner):
             + config.vf_loss_coeff * vf_loss
             - entropy_coeff * terms["entropy"]
         )
-        self.metrics.log_dict(
-            {
-                POLICY_LOSS_KEY: terms["policy_loss"],
-                TRUST_REGION_LOSS_KEY: terms[TRUST_REGION_LOSS_KEY],
-                VF_LOSS_KEY: vf_loss,
-                VF_EXPLAINED_VAR_KEY: explained_variance(batch[Postprocessing.VALUE_TARGETS], values),
-                ENTROPY_KEY: terms["entropy"],
-                **diagnostics(settings, raw, terms["projected"], old, mean_of, max_of, module.full),
+        # RLlib reports these with window=1, i.e. the update's last minibatch: keep its
+        # tensors (no copies) and compute the metrics once, in after_gradient_based_update.
+        detached = lambda pair: tuple(t.detach() for t in pair)  # noqa: E731
+        self._last_minibatch[module_id] = _LastMinibatch(
+            settings=settings,
+            raw=detached(raw),
+            projected=detached(terms["projected"]),
+            old=old,
+            mask=mask,
+            full=module.full,
+            values=values.detach(),
+            value_targets=batch[Postprocessing.VALUE_TARGETS],
+            losses={
+                POLICY_LOSS_KEY: terms["policy_loss"].detach(),
+                TRUST_REGION_LOSS_KEY: terms[TRUST_REGION_LOSS_KEY].detach(),
+                VF_LOSS_KEY: vf_loss.detach(),
+                ENTROPY_KEY: terms["entropy"].detach(),
             },
-            key=module_id,
-            window=1,
         )
         return total
 
@@ -162,6 +213,9 @@ class TRPLTorchLearner(PPOTorchLearner):
     @override(PPOTorchLearner)
     def after_gradient_based_update(self, *, timesteps: dict[str, Any]) -> None:
         super().after_gradient_based_update(timesteps=timesteps)
+        for module_id, last in self._last_minibatch.items():
+            self.metrics.log_dict(last.metrics(), key=module_id, window=1)
+        self._last_minibatch.clear()
         for module_id, module in self.module._rl_modules.items():
             module = module.unwrapped() if hasattr(module, "unwrapped") else module
             if module.contextual_std or module_id not in self._old_scale:

@@ -61,7 +61,9 @@ def test_checkpoint_round_trip(ray_local, tmp_path):
             learner, other = algo.learner_group._learner, restored.learner_group._learner
             for key, value in _weights(learner).items():
                 np.testing.assert_array_equal(value, _weights(other)[key], err_msg=key)
-            for name in ("policy", "value"):
+            names = [name for name, _ in learner.get_optimizers_for_module("default_policy")]
+            assert names == [name for name, _ in other.get_optimizers_for_module("default_policy")]
+            for name in names:
                 a = learner.get_optimizer("default_policy", name).state_dict()["state"]
                 b = other.get_optimizer("default_policy", name).state_dict()["state"]
                 assert a.keys() == b.keys() and len(a) > 0

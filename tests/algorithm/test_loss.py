@@ -122,7 +122,7 @@ def test_gradient_routing(contextual):
 
 
 def test_two_optimizers_split_parameters():
-    config, learner, module = _learner()
+    config, learner, module = _learner(lr=3e-4, vf_lr=1e-3)
     policy_opt = learner.get_optimizer(MODULE, "policy")
     value_opt = learner.get_optimizer(MODULE, "value")
     vf_ids = {id(p) for p in module.vf.parameters()}
@@ -131,3 +131,38 @@ def test_two_optimizers_split_parameters():
     assert value_ids == vf_ids
     assert policy_ids.isdisjoint(vf_ids)
     assert policy_ids | value_ids == {id(p) for p in module.parameters()}
+
+
+@pytest.mark.parametrize(
+    ("training", "names"),
+    [
+        ({"lr": 3e-4, "vf_lr": 3e-4}, {"default"}),
+        ({"lr": 3e-4, "vf_lr": 1e-3}, {"policy", "value"}),
+        ({"lr": 3e-4, "vf_lr": 3e-4, "grad_clip": 0.5, "grad_clip_by": "global_norm"}, {"policy", "value"}),
+        ({"lr": 3e-4, "vf_lr": 3e-4, "grad_clip": 0.5, "grad_clip_by": "value"}, {"default"}),
+    ],
+)
+def test_one_optimizer_only_when_it_makes_the_same_steps(training, names):
+    _, learner, module = _learner(**training)
+    optimizers = dict(learner.get_optimizers_for_module(MODULE))
+    assert set(optimizers) == names
+    ids = [id(p) for opt in optimizers.values() for g in opt.param_groups for p in g["params"]]
+    assert sorted(ids) == sorted(id(p) for p in module.parameters())
+
+
+def test_shared_optimizer_steps_like_two():
+    """Adam is per parameter: one optimizer over both nets equals two with the same lr."""
+    _, shared, shared_module = _learner(lr=1e-3, vf_lr=1e-3)
+    _, split, split_module = _learner(lr=1e-3, vf_lr=1e-3 * (1 + 1e-12))  # forces two optimizers
+    split_module.load_state_dict(shared_module.state_dict())
+    assert len(dict(split.get_optimizers_for_module(MODULE))) == 2
+    before = {k: v.clone() for k, v in shared_module.state_dict().items()}
+    batch = _batch(shared_module)
+    for learner in (shared, split):
+        for _ in range(3):
+            learner._update({MODULE: dict(batch)})  # one minibatch step: loss, grads, Adam
+    split_state = split_module.state_dict()
+    for name, a in shared_module.state_dict().items():
+        b = split_state[name]
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7, msg=name)
+        assert not torch.equal(a, before[name]), f"{name} did not move"
