@@ -1,16 +1,18 @@
 """Aggregate finished learning runs into a table (CSV, JSON, Markdown) and PNG curves.
 
     python benchmarks/learning/aggregate.py [--budgets 100000 200000 300000]
-        [--out benchmarks/learning/results]
+        [--runs 'hopper-*-300k*'] [--out benchmarks/learning/results]
 
-For each run group (runs/<name>/seed*/ with a DONE file), the deterministic evaluation
-return at each env-step budget is the last evaluation at or before the budget; the
-table shows its mean and 95% interval over seeds (Student t).
+For each run group (runs/<name>/seed*/ with a DONE file) and env-step budget: the last
+deterministic evaluation at or before the budget, and the mean of the last ``--last``
+evaluations up to it (less noisy: one Hopper evaluation swings by 1000s between
+neighbours); each as mean and 95% interval over seeds (Student t).
 """
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 from pathlib import Path
 
@@ -22,56 +24,79 @@ from rllib_trl.cli.plot import EVAL_RETURN, STEPS, interval, load_trial, plot_co
 HERE = Path(__file__).resolve().parent
 
 
-def eval_at(trial: Path, budget: int) -> float:
+def evals_upto(trial: Path, budget: int) -> np.ndarray:
+    """The trial's deterministic evaluation returns up to ``budget`` env steps, in order
+    (RLlib repeats an evaluation's result in the next iteration's row: counted once)."""
     frame, _ = load_trial(trial)
     if EVAL_RETURN not in frame:
-        return float("nan")
-    rows = frame[(frame[STEPS] <= budget * 1.01) & frame[EVAL_RETURN].notna()]
-    return float(rows[EVAL_RETURN].iloc[-1]) if len(rows) else float("nan")
+        return np.array([])
+    values = frame[(frame[STEPS] <= budget * 1.01) & frame[EVAL_RETURN].notna()][EVAL_RETURN].to_numpy()
+    return values[np.r_[True, values[1:] != values[:-1]]] if len(values) else values
+
+
+def _summary(values: list[float]) -> dict:
+    mean, low, high = interval(np.array(values)[:, None])
+    return {
+        "mean": round(float(mean[0]), 1),
+        "ci95_low": round(float(low[0]), 1),
+        "ci95_high": round(float(high[0]), 1),
+        "per_seed": [round(v, 1) for v in values],
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--budgets", nargs="+", type=int, default=[100_000, 200_000, 300_000])
+    parser.add_argument("--last", type=int, default=5, help="also average the last N evaluations")
+    parser.add_argument("--runs", nargs="+", default=["*"], help="run-group names or glob patterns")
     parser.add_argument("--out", default=str(HERE / "results"))
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    groups = sorted(p for p in (HERE / "runs").iterdir() if p.is_dir()) if (HERE / "runs").exists() else []
+    runs = HERE / "runs"
+    groups = sorted(
+        p
+        for p in (runs.iterdir() if runs.exists() else [])
+        if p.is_dir() and any(fnmatch.fnmatchcase(p.name, pattern) for pattern in args.runs)
+    )
     for group in groups:
         seeds = sorted(s for s in group.glob("seed*") if (s / "DONE").exists())
         if not seeds:
             continue
         for budget in args.budgets:
-            values = []
+            finals, lasts = [], []
             for seed in seeds:
                 results = sorted(seed.rglob("result.json"))
-                values.append(eval_at(results[0].parent, budget) if results else float("nan"))
-            mean, low, high = interval(np.array(values)[:, None])
+                values = evals_upto(results[0].parent, budget) if results else np.array([])
+                finals.append(float(values[-1]) if len(values) else float("nan"))
+                lasts.append(float(values[-args.last :].mean()) if len(values) else float("nan"))
+            final, last = _summary(finals), _summary(lasts)
             rows.append(
                 {
                     "run": group.name,
                     "budget": budget,
-                    "seeds": len(values),
-                    "mean": round(float(mean[0]), 1),
-                    "ci95_low": round(float(low[0]), 1),
-                    "ci95_high": round(float(high[0]), 1),
-                    "per_seed": [round(v, 1) for v in values],
+                    "seeds": len(seeds),
+                    **final,
+                    **{f"last{args.last}_{key}": value for key, value in last.items()},
                 }
             )
     table = pd.DataFrame(rows)
     table.to_csv(out / "learning.csv", index=False)
     (out / "learning.json").write_text(json.dumps(rows, indent=1))
+    k = args.last
     lines = [
-        "| run | env steps | seeds | deterministic return, mean [95% CI] | per seed |",
-        "|---|---|---|---|---|",
+        f"| run | env steps | seeds | last evaluation, mean [95% CI] | per seed "
+        f"| mean of the last {k} evaluations, mean [95% CI] | per seed |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['run']} | {r['budget']:,} | {r['seeds']} "
             f"| {r['mean']} [{r['ci95_low']}, {r['ci95_high']}] "
-            f"| {', '.join(str(v) for v in r['per_seed'])} |"
+            f"| {', '.join(str(v) for v in r['per_seed'])} "
+            f"| {r[f'last{k}_mean']} [{r[f'last{k}_ci95_low']}, {r[f'last{k}_ci95_high']}] "
+            f"| {', '.join(str(v) for v in r[f'last{k}_per_seed'])} |"
         )
     (out / "learning.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
