@@ -53,6 +53,16 @@ def w2_cov_part_from_roots(root: Tensor, old_root: Tensor, full: bool, scale_pre
     return (rel - eye).square().sum((-2, -1))
 
 
+def mean_part(
+    measure: str, mean: Tensor, old_mean: Tensor, old_scale: Tensor, *, full: bool, scale_prec: bool = True
+) -> Tensor:
+    """The mean part of ``measure`` alone (no input checks), shape ``(...)``: ½ maha for
+    "kl", :func:`mean_distance` for "frobenius" and "wasserstein"."""
+    if measure == "kl":
+        return 0.5 * maha(mean, old_mean, old_scale, full)
+    return mean_distance(mean, old_mean, old_scale, full, scale_prec)
+
+
 def split_parts(
     measure: str,
     mean: Tensor,
@@ -65,9 +75,9 @@ def split_parts(
 ) -> tuple[Tensor, Tensor]:
     """(mean_part, cov_part) of ``measure`` ("kl", "frobenius", "wasserstein") without
     input checks, for callers that already validated (the learner's diagnostics)."""
+    d_mean = mean_part(measure, mean, old_mean, old_scale, full=full, scale_prec=scale_prec)
     if measure == "kl":
-        return 0.5 * maha(mean, old_mean, old_scale, full), kl_cov_part(scale, old_scale, full)
-    d_mean = mean_distance(mean, old_mean, old_scale, full, scale_prec)
+        return d_mean, kl_cov_part(scale, old_scale, full)
     if measure == "frobenius":
         return d_mean, frobenius_cov_part(scale, old_scale, full)
     roots = sqrt_cov(scale, full), sqrt_cov(old_scale, full)

@@ -27,39 +27,40 @@ MAX_NEWTON_STEPS = 60
 
 
 def _f_and_slope(eta, lam, log_lam, xp=torch):
-    """f(η) ``(...)`` and f'(η) = −½ Σ_i λ_i x_i² / (s_i (1 + η λ_i)) ``(...)`` from λ ``(..., k)``.
+    """f(η) ``(...)`` and f'(η) ``(...)`` from λ ``(..., k)``.
 
+    f'(η) = −½ Σ_i λ_i x_i² / (s_i (1 + η λ_i)) = −½ Σ_i x_i² / (1 + η), because
+    s_i (1 + η λ_i) = (1 + η) λ_i: no division by a tiny s_i, and fewer ops.
     ``xp`` is ``torch`` (with autograd) or ``numpy`` (the CPU solver: same code, less
     per-call overhead). log s_i is log1p(x_i) where that is accurate, and
     log(1 + η) + log λ_i − log(1 + η λ_i) where s_i is far below 1 (λ_i − 1 rounds to −1
     for tiny λ_i).
     """
     e = eta[..., None]
-    denom = 1.0 + e * lam
-    x = (lam - 1.0) / denom
-    s = 1.0 + x
+    x = (lam - 1.0) / (1.0 + e * lam)
     near_one = x > -0.5
     if bool(near_one.all()):
         log_s = xp.log1p(x)
     else:
         far = xp.log1p(e) + log_lam - xp.log1p(e * lam)
         log_s = xp.where(near_one, xp.log1p(xp.where(near_one, x, 0.0)), far)
-        s = xp.where(near_one, s, xp.exp(far))
     f = 0.5 * (x - log_s).sum(-1)
-    slope = -0.5 * (lam * x * x / (s * denom)).sum(-1)
+    slope = -0.5 * (x * x).sum(-1) / (1.0 + eta)
     return f, slope
 
 
-def solve_multiplier(lam: Tensor, cov_bound: float, active: Tensor) -> Tensor:
-    """η* ``(...)`` with f(η*) ≈ ε_Σ for active states (0 elsewhere), from λ ``(..., k)``.
+def solve_multiplier(lam: Tensor, cov_bound: float, active: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """η* ``(...)`` with f(η*) ≈ ε_Σ for active states (0 elsewhere), from λ ``(..., k)``,
+    and the ``(...)`` bool mask of active states: ``active`` if given, else f(0) > ε_Σ
+    (f(0) is the covariance part of the KL, from λ).
 
     Runs without autograd; on the CPU in NumPy (zero-copy), elsewhere in torch.
     """
     lam = lam.detach()
     if lam.device.type == "cpu":
         with np.errstate(all="ignore"):  # inactive / bracketing lanes may divide by 0
-            eta = _solve(lam.numpy(), cov_bound, active.numpy(), np)
-        return torch.from_numpy(np.ascontiguousarray(eta))
+            eta, active = _solve(lam.numpy(), cov_bound, None if active is None else active.numpy(), np)
+        return torch.from_numpy(np.ascontiguousarray(eta)), torch.from_numpy(np.ascontiguousarray(active))
     with torch.no_grad():
         return _solve(lam, cov_bound, active, torch)
 
@@ -78,6 +79,10 @@ def _solve(lam, cov_bound: float, active, xp):
     log_bound = math.log(cov_bound)
     log_lam = xp.log(lam)
     f0, _ = _f_and_slope(xp.zeros_like(lam[..., 0]), lam, log_lam, xp)
+    if active is None:
+        active = f0 > cov_bound
+    if not bool(active.any()):
+        return xp.zeros_like(f0), active
     u = xp.where(active, 0.5 * (xp.log(xp.where(f0 > cov_bound, f0, cov_bound)) - log_bound), 0.0)
     lo = xp.zeros_like(u)
     hi = xp.full_like(u, math.inf)
@@ -102,7 +107,7 @@ def _solve(lam, cov_bound: float, active, xp):
     eta = xp.expm1(u)
     f, slope = _f_and_slope(eta, lam, log_lam, xp)
     refined = eta - (f - cov_bound) / xp.where(active, slope, -1.0)
-    return xp.where(active & (refined >= 0), refined, xp.where(active, eta, 0.0))
+    return xp.where(active & (refined >= 0), refined, xp.where(active, eta, 0.0)), active
 
 
 def _whitened_projection(white: Tensor, eta: Tensor) -> tuple[Tensor, Tensor]:
@@ -133,7 +138,7 @@ def _kl_cov_full(scale: Tensor, old_scale: Tensor, cov_bound: float, active: Ten
     k = scale.shape[-1]
     white = whiten(scale, old_scale, True)  # A = L_o⁻¹ L, (..., k, k)
     lam = torch.linalg.eigvalsh(white.detach() @ white.detach().transpose(-1, -2))
-    eta_star = solve_multiplier(lam, cov_bound, active)
+    eta_star, _ = solve_multiplier(lam, cov_bound, active)
 
     # Implicit gradient: one Newton step with grad, η = η* − (f(η*; θ) − ε) / f'(η*),
     # whose value is η* and whose gradient is −(∂f/∂θ) / (∂f/∂η) at the root.
@@ -153,12 +158,15 @@ class _KLDiagStd(torch.autograd.Function):
     with the implicit gradient of η written out (fewer autograd nodes than the generic
     one-Newton-step trick, which the full-covariance path uses).
 
-    With a_i = ∂L/∂s_i = g_i σ_o,i / (2 sqrt(s_i)) and f(η, λ) = ½ Σ (s − 1 − log s):
-        dη/dλ_j = −(∂f/∂λ_j) / (∂f/∂η)                 (implicit function theorem)
-        ∂L/∂λ_j = a_j ∂s_j/∂λ_j + (Σ_i a_i ∂s_i/∂η) dη/dλ_j
-        ∂L/∂σ_j = ∂L/∂λ_j · 2 λ_j / σ_j,   ∂L/∂σ_o,j = g_j sqrt(s_j) − ∂L/∂λ_j · 2 λ_j / σ_o,j
-    with ∂s/∂λ = (1 + η) / (1 + η λ)², ∂s/∂η = λ (1 − λ) / (1 + η λ)², ∂f/∂s = ½ (1 − 1/s).
-    Inactive states have η = 0 and no η term.
+    With f(η, λ) = ½ Σ (s − 1 − log s), x = s − 1 = (λ − 1) / D, D = 1 + η λ, and the
+    implicit function theorem dη/dλ_j = −(∂f/∂λ_j) / (∂f/∂η), the chain rule through s
+    and η collapses (using s D = (1 + η) λ and ∂f/∂η = −½ Σ x² / (1 + η)) to
+
+        p = g ⊙ σ̃,   c = −(Σ_i p_i x_i) / (Σ_i x_i²)   (c = 0 for inactive states),
+        T = (p + c x) / D  (= 2 λ ∂L/∂λ),
+        ∂L/∂σ = T / σ,   ∂L/∂σ_o = g sqrt(s) − T / σ_o
+
+    for the incoming gradient g = ∂L/∂σ̃. Inactive states have η = 0 and no η term.
     """
 
     @staticmethod
@@ -166,31 +174,19 @@ class _KLDiagStd(torch.autograd.Function):
         lam = (scale / old_scale).square()
         e = eta.unsqueeze(-1)
         denom = 1.0 + e * lam
-        s = (1.0 + e) * lam / denom
-        root = s.sqrt()
-        ctx.save_for_backward(scale, old_scale, lam, e, denom, s, root, active)
-        return old_scale * root
+        x = (lam - 1.0) / denom
+        root = (1.0 + x).sqrt()
+        out = old_scale * root
+        ctx.save_for_backward(scale, old_scale, x, denom, root, out, active)
+        return out
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # noqa: D102
-        scale, old_scale, lam, e, denom, s, root, active = ctx.saved_tensors
-        a = grad * old_scale / (2.0 * root)
-        ds_dlam = (1.0 + e) / denom.square()
-        ds_deta = lam * (1.0 - lam) / denom.square()
-        df_ds = 0.5 * (1.0 - 1.0 / s)
-        df_deta = torch.where(active, (df_ds * ds_deta).sum(-1), -1.0)
-        coef = torch.where(active, -(a * ds_deta).sum(-1) / df_deta, 0.0).unsqueeze(-1)
-        dl_dlam = a * ds_dlam + coef * df_ds * ds_dlam
-        grad_scale = dl_dlam * 2.0 * lam / scale
-        grad_old = grad * root - dl_dlam * 2.0 * lam / old_scale
-        return grad_scale, grad_old, None, None
-
-
-def _kl_cov_diag(scale: Tensor, old_scale: Tensor, cov_bound: float, active: Tensor) -> Tensor:
-    """Projected std ``(..., k)`` for diagonal covariances."""
-    lam = (scale.detach() / old_scale.detach()).square()  # (..., k)
-    eta = solve_multiplier(lam, cov_bound, active)
-    return _KLDiagStd.apply(scale, old_scale, eta, active)
+        scale, old_scale, x, denom, root, out, active = ctx.saved_tensors
+        p = grad * out
+        coef = torch.where(active, -(p * x).sum(-1) / (x * x).sum(-1), 0.0).unsqueeze(-1)
+        t = (p + coef * x) / denom
+        return t / scale, grad * root - t / old_scale, None, None
 
 
 def kl_projection(
@@ -217,11 +213,15 @@ def kl_projection(
     full = check_projection_args(mean, scale, old_mean, old_scale, mean_bound, cov_bound)
     proj_mean, _ = project_mean(mean, old_mean, 0.5 * maha(mean, old_mean, old_scale, full), mean_bound)
 
+    if not full:
+        # f(0) of the solver is the KL's covariance part: it also decides which states move.
+        eta, active = solve_multiplier((scale.detach() / old_scale.detach()).square(), float(cov_bound))
+        if not bool(active.any()):
+            return proj_mean, scale
+        return proj_mean, batch_where(active, _KLDiagStd.apply(scale, old_scale, eta, active), scale)
     active = kl_cov_part(scale.detach(), old_scale.detach(), full) > cov_bound
     if not bool(active.any()):
         return proj_mean, scale
-    if not full:
-        return proj_mean, batch_where(active, _kl_cov_diag(scale, old_scale, float(cov_bound), active), scale)
     # Full covariances always run in float64: in float32 the KL of k O(1) terms cancels
     # to a few % of a small bound (measured: +2.8% at k=17, cov_bound=1e-4).
     proj_scale = _kl_cov_full(scale.double(), old_scale.double(), float(cov_bound), active).to(scale.dtype)

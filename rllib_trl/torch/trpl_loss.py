@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from rllib_trl.projections import entropy_projection, get_trust_region
-from rllib_trl.projections.divergences import split_parts
+from rllib_trl.projections.divergences import mean_part, split_parts
 from rllib_trl.torch.distributions import make_distribution
 
 TRUST_REGION_LOSS_KEY = "trust_region_loss"
@@ -53,6 +53,11 @@ class TRPLSettings:
     def trust_region(self):
         return get_trust_region(self.projection, scale_prec=self.scale_prec)
 
+    @property
+    def measure(self) -> str:
+        """The divergence the bounds are stated in ("none" reports KL)."""
+        return "kl" if self.projection == "none" else self.projection
+
 
 def project(s: TRPLSettings, mean: Tensor, scale: Tensor, old_mean: Tensor, old_scale: Tensor, beta) -> Pair:
     """π̃: entropy control (optional, before or after) and the trust-region projection of
@@ -91,8 +96,13 @@ def policy_terms(
     surrogate = advantages * ratio
     if s.clip_param is not None:
         surrogate = torch.min(surrogate, advantages * ratio.clamp(1 - s.clip_param, 1 + s.clip_param))
-    d_mean, d_cov = s.trust_region.parts(*raw, p_mean.detach(), p_scale.detach())
-    distance = d_mean + d_cov if contextual_std else d_mean
+    # d(π, sg(π̃)); the projection has checked these tensors. A state-independent std
+    # takes no gradient from it, so then only the mean part is computed.
+    target = (p_mean.detach(), p_scale.detach())
+    if contextual_std:
+        distance = sum(split_parts(s.measure, *raw, *target, full=full, scale_prec=s.scale_prec))
+    else:
+        distance = mean_part(s.measure, raw[0], *target, full=full, scale_prec=s.scale_prec)
     return {
         "policy_loss": -mean_of(surrogate),
         TRUST_REGION_LOSS_KEY: s.trust_region_coeff * mean_of(distance),
@@ -110,10 +120,9 @@ def diagnostics(
     projection has checked these tensors)."""
     dtype = DTYPES[s.projection_dtype]
     raw, projected, old = ([t.to(dtype) for t in pair] for pair in (raw, projected, old))
-    measure = "kl" if s.projection == "none" else s.projection
     kl = sum(split_parts("kl", *projected, *old, full=full))
-    d_mean, d_cov = split_parts(measure, *projected, *old, full=full, scale_prec=s.scale_prec)
-    raw_mean, raw_cov = split_parts(measure, *raw, *old, full=full, scale_prec=s.scale_prec)
+    d_mean, d_cov = split_parts(s.measure, *projected, *old, full=full, scale_prec=s.scale_prec)
+    raw_mean, raw_cov = split_parts(s.measure, *raw, *old, full=full, scale_prec=s.scale_prec)
     return {
         KL_MEAN_KEY: mean_of(kl),
         KL_MAX_KEY: max_of(kl),

@@ -23,7 +23,7 @@ def main() -> None:
     config = (
         TRPLConfig()
         .environment("Hopper-v5")
-        .env_runners(num_env_runners=1, num_envs_per_env_runner=8)
+        .env_runners(num_env_runners=2, num_envs_per_env_runner=4, num_cpus_per_env_runner=0.5)
         .training(
             projection="kl",
             mean_bound=tune.loguniform(0.005, 0.1),

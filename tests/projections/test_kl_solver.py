@@ -1,0 +1,66 @@
+"""The KL multiplier solver: its slope, its active set, and its root, on CPU (NumPy) and
+in torch (the path other devices take)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rllib_trl.projections.divergences import kl_cov_part
+from rllib_trl.projections.kl import _f_and_slope, _solve, solve_multiplier
+
+
+def _lambdas(spread: float, shape=(64, 3), seed: int = 0) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.exp(spread * torch.randn(*shape, generator=gen, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("spread", [0.05, 1.0, 6.0])
+def test_slope_is_the_derivative_of_f(spread):
+    """f'(η) = −½ Σ x_i² / (1 + η) agrees with autograd through f (float64), and with a
+    central finite difference where f is smooth enough for one."""
+    lam = _lambdas(spread)
+    for eta0 in (0.0, 0.3, 5.0, 200.0):
+        eta = torch.full(lam.shape[:-1], eta0, dtype=torch.float64, requires_grad=True)
+        f, slope = _f_and_slope(eta, lam, lam.log())
+        (grad,) = torch.autograd.grad(f.sum(), eta)
+        torch.testing.assert_close(slope.detach(), grad, rtol=1e-9, atol=1e-12)
+        if spread < 1.0 and eta0 > 0:
+            h = 1e-5 * eta0
+            with torch.no_grad():
+                f_plus, _ = _f_and_slope(eta + h, lam, lam.log())
+                f_minus, _ = _f_and_slope(eta - h, lam, lam.log())
+            fd = (f_plus - f_minus) / (2 * h)
+            torch.testing.assert_close(slope.detach(), fd, rtol=1e-5, atol=1e-12)
+
+
+@pytest.mark.parametrize("spread", [0.01, 0.05, 0.3, 3.0])
+def test_active_set_is_kl_cov_part_above_bound(spread):
+    """Without a given mask the solver marks exactly the states whose KL covariance part
+    exceeds the bound, and lands those on it."""
+    bound = 1e-3
+    lam = _lambdas(spread, seed=1)
+    eta, active = solve_multiplier(lam, bound)
+    expected = kl_cov_part(lam.sqrt(), torch.ones_like(lam), False) > bound
+    assert torch.equal(active, expected)
+    assert torch.all(eta[~active] == 0)
+    f, _ = _f_and_slope(eta, lam, lam.log())
+    torch.testing.assert_close(f[active], torch.full_like(f[active], bound), rtol=1e-8, atol=0)
+
+
+def test_none_active_returns_zero_multipliers():
+    lam = _lambdas(1e-3)
+    eta, active = solve_multiplier(lam, 0.1)
+    assert not active.any()
+    assert eta.shape == lam.shape[:-1] and torch.all(eta == 0)
+
+
+def test_numpy_and_torch_paths_agree():
+    """CPU tensors go through NumPy; the torch path (used on GPUs) gives the same root."""
+    lam = _lambdas(0.7, seed=2)
+    eta_np, active_np = solve_multiplier(lam, 1e-3)
+    with np.errstate(all="ignore"):
+        eta_t, active_t = _solve(lam, 1e-3, None, torch)
+    assert torch.equal(active_np, active_t)
+    torch.testing.assert_close(eta_np, eta_t, rtol=1e-10, atol=1e-12)
