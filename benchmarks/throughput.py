@@ -5,8 +5,10 @@
 Same rollout and SGD work for all: 2048 env steps per iteration, 10 epochs, minibatch 64,
 64-64 tanh networks. RLlib runs its own training step with timers around sampling and the
 learner update (1 EnvRunner with --envs sub-envs, local learner, one torch thread in the
-driver); SB3 runs PPO with one env (its default), timed by callbacks around rollouts and
-training. The candidates run interleaved, in rounds, after one warm-up iteration each;
+driver; a candidate named ``NAME@RxE``, e.g. ``trpl-kl@2x4``, uses R EnvRunners with E
+sub-envs each at 1/R CPU, the tuned examples' execution setting); SB3 runs PPO with one
+env (its default), timed by callbacks around rollouts and training. The candidates run
+interleaved, in rounds, after one warm-up iteration each;
 the first iteration of every (re)build is not counted. Needs `pip install stable-baselines3`.
 """
 
@@ -26,7 +28,7 @@ import torch
 STEPS = 2048
 
 
-def rllib_candidate(name: str, envs: int):
+def rllib_candidate(name: str, envs: int, runners: int = 1):
     from ray.rllib.algorithms.ppo import PPOConfig
     from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
     from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
@@ -47,7 +49,9 @@ def rllib_candidate(name: str, envs: int):
         )
     config = (
         config.environment("Hopper-v5")
-        .env_runners(num_env_runners=1, num_envs_per_env_runner=envs)
+        .env_runners(
+            num_env_runners=runners, num_envs_per_env_runner=envs, num_cpus_per_env_runner=1 / runners
+        )
         .training(train_batch_size_per_learner=STEPS, minibatch_size=64, num_epochs=10)
         .debugging(seed=0)
     )
@@ -118,7 +122,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--envs", type=int, default=8, help="sub-envs of the RLlib EnvRunner")
     parser.add_argument(
-        "--candidates", nargs="+", default=["trpl-kl", "trpl-wasserstein", "trpl-frobenius", "ppo", "sb3"]
+        "--candidates",
+        nargs="+",
+        default=["trpl-kl", "trpl-wasserstein", "trpl-frobenius", "ppo", "sb3", "trpl-kl@2x4", "ppo@2x4"],
     )
     parser.add_argument("--out", default="benchmarks/results/throughput.json")
     args = parser.parse_args()
@@ -127,7 +133,14 @@ def main() -> None:
     samples: dict[str, list[tuple[float, float, int]]] = {c: [] for c in args.candidates}
     for round_ in range(args.rounds):
         for name in args.candidates:  # interleaved: every candidate once per round
-            iteration, close = sb3_candidate(1) if name == "sb3" else rllib_candidate(name, args.envs)
+            if name == "sb3":
+                iteration, close = sb3_candidate(1)
+            elif "@" in name:
+                base, layout = name.split("@")
+                runners, envs = (int(n) for n in layout.split("x"))
+                iteration, close = rllib_candidate(base, envs, runners)
+            else:
+                iteration, close = rllib_candidate(name, args.envs)
             iteration()  # warm-up
             for _ in range(args.iterations):
                 samples[name].append(iteration())
