@@ -35,13 +35,19 @@ def evals_upto(trial: Path, budget: int) -> np.ndarray:
 
 
 def _summary(values: list[float]) -> dict:
+    """Mean, 95% t-interval (None with fewer than 2 seeds: there is none) and the seeds."""
     mean, low, high = interval(np.array(values)[:, None])
+    spread = len(values) > 1
     return {
         "mean": round(float(mean[0]), 1),
-        "ci95_low": round(float(low[0]), 1),
-        "ci95_high": round(float(high[0]), 1),
+        "ci95_low": round(float(low[0]), 1) if spread else None,
+        "ci95_high": round(float(high[0]), 1) if spread else None,
         "per_seed": [round(v, 1) for v in values],
     }
+
+
+def _cell(mean: float, low: float | None, high: float | None) -> str:
+    return f"{mean} [{low}, {high}]" if low is not None else f"{mean} (1 seed, no interval)"
 
 
 def main() -> None:
@@ -93,9 +99,9 @@ def main() -> None:
     for r in rows:
         lines.append(
             f"| {r['run']} | {r['budget']:,} | {r['seeds']} "
-            f"| {r['mean']} [{r['ci95_low']}, {r['ci95_high']}] "
+            f"| {_cell(r['mean'], r['ci95_low'], r['ci95_high'])} "
             f"| {', '.join(str(v) for v in r['per_seed'])} "
-            f"| {r[f'last{k}_mean']} [{r[f'last{k}_ci95_low']}, {r[f'last{k}_ci95_high']}] "
+            f"| {_cell(r[f'last{k}_mean'], r[f'last{k}_ci95_low'], r[f'last{k}_ci95_high'])} "
             f"| {', '.join(str(v) for v in r[f'last{k}_per_seed'])} |"
         )
     (out / "learning.md").write_text("\n".join(lines) + "\n")
