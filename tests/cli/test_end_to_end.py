@@ -71,6 +71,27 @@ def test_train_evaluate_plot(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_env_whose_first_iteration_ends_no_episode(tmp_path):
+    """HalfCheetah's episodes last 1000 steps: after a 256-step first iteration RLlib has
+    no episode return to report, which Tune's strict metric check turned into a failed
+    trial. Training goes on, and the end says why there is no best return yet."""
+    spec = tmp_path / "cheetah.yaml"
+    spec.write_text(
+        "cheetah:\n"
+        "  run: TRPL\n"
+        "  env: HalfCheetah-v5\n"
+        "  stop: {training_iteration: 2}\n"
+        "  config: {train_batch_size_per_learner: 256, minibatch_size: 128, num_epochs: 1,\n"
+        "           num_env_runners: 1, num_envs_per_env_runner: 1}\n"
+    )
+    storage = tmp_path / "results"
+    out = _cli("train", "file", str(spec), "--storage-path", str(storage))
+    assert "No trial reported env_runners/episode_return_mean: no episode ended yet" in out.stdout
+    (trial,) = (p for p in (storage / "cheetah").iterdir() if p.is_dir() and p.name.startswith("TRPL"))
+    rows = (trial / "result.json").read_text().splitlines()
+    assert [json.loads(row)["training_iteration"] for row in rows] == [1, 2]
+
+
 def test_two_trial_search_from_yaml(tmp_path):
     spec = tmp_path / "search.yaml"
     spec.write_text(
