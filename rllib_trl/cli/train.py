@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,8 @@ os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "5")
 # at the end when no trial ever reported the metric (e.g. a misspelt tune_config.metric).
 os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
 
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import ray  # noqa: E402
 from ray import tune  # noqa: E402
 from ray.tune.schedulers import ASHAScheduler  # noqa: E402
@@ -36,18 +37,6 @@ METRIC_COLUMNS = {
     "learners/default_policy/kl_max": "kl max",
     "time_total_s": "time (s)",
 }
-
-
-def nested_get(metrics: dict[str, Any], path: str) -> Any:
-    """``metrics["a"]["b"]`` for ``"a/b"`` (or a flat ``"a/b"`` key)."""
-    if path in metrics:
-        return metrics[path]
-    value: Any = metrics
-    for part in path.split("/"):
-        if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
-    return value
 
 
 def _searched_keys(config: dict[str, Any]) -> list[str]:
@@ -115,29 +104,39 @@ def init_ray(address: str | None) -> None:
         ray.init()
 
 
+def last_reported(result, metric: str) -> tuple[float, int] | None:
+    """A trial's last finite ``metric`` and the env steps it was reported at, or None.
+
+    RLlib leaves the episode return NaN in iterations where no episode ended (HalfCheetah:
+    three iterations in four), so the trial's very last result is not enough."""
+    frame = result.metrics_dataframe
+    if frame is None or metric not in frame:
+        return None
+    values = pd.to_numeric(frame[metric], errors="coerce")
+    finite = frame[np.isfinite(values.to_numpy(dtype=float))]
+    if finite.empty:
+        return None
+    steps = finite.iloc[-1].get("num_env_steps_sampled_lifetime", 0)
+    return float(pd.to_numeric(finite.iloc[-1][metric])), int(steps if pd.notna(steps) else 0)
+
+
 def _report(results, exp: Experiment, storage: Path, metric: str, mode: str) -> int:
     path = storage / exp.name
     print(f"\nResults, checkpoints and TensorBoard logs: {path}")
     print(f"  tensorboard --logdir {path}")
     failed = [r for r in results if r.error is not None]
-    try:
-        best = results.get_best_result(metric=metric, mode=mode, filter_nan_and_inf=True)
-    except Exception:
-        best = None
-    value = nested_get(best.metrics or {}, metric) if best is not None else None
-    checkpoint = best.checkpoint.path if best is not None and best.checkpoint else "none"
-    if value is not None:
-        steps = nested_get(best.metrics or {}, "num_env_steps_sampled_lifetime")
-        shown = f"{value:.1f}" if isinstance(value, (int, float)) and math.isfinite(value) else "n/a"
-        print(f"Best {metric}: {shown} at {int(steps or 0)} env steps ({best.path})")
+    reported = [(r, last) for r in results if (last := last_reported(r, metric)) is not None]
+    if reported:
+        pick = max if mode == "max" else min
+        best, (value, steps) = pick(reported, key=lambda item: item[1][0])
+        checkpoint = best.checkpoint.path if best.checkpoint else "none"
+        print(f"Best {metric}: {value:.1f} at {steps} env steps ({best.path})")
         print(f"Latest checkpoint of that trial: {checkpoint}")
     else:
         print(
             f"No trial reported {metric}: no episode ended yet, or tune_config.metric is not "
             f"a key of RLlib's results (the default is {DEFAULT_METRIC})"
         )
-        if best is not None:
-            print(f"Latest checkpoint: {checkpoint}")
     if failed:
         print(
             f"{len(failed)} of {len(results)} trial(s) failed; see error.txt in: "
