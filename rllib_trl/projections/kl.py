@@ -170,8 +170,8 @@ class _KLDiagStd(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, scale: Tensor, old_scale: Tensor, eta: Tensor, active: Tensor) -> Tensor:  # noqa: D102
-        lam = (scale / old_scale).square()
+    def forward(ctx, scale: Tensor, old_scale: Tensor, lam: Tensor, eta: Tensor, active: Tensor) -> Tensor:  # noqa: D102
+        # lam = (σ / σ_o)², already computed (detached) for the solver
         e = eta.unsqueeze(-1)
         denom = 1.0 + e * lam
         x = (lam - 1.0) / denom
@@ -186,7 +186,7 @@ class _KLDiagStd(torch.autograd.Function):
         p = grad * out
         coef = torch.where(active, -(p * x).sum(-1) / (x * x).sum(-1), 0.0).unsqueeze(-1)
         t = (p + coef * x) / denom
-        return t / scale, grad * root - t / old_scale, None, None
+        return t / scale, grad * root - t / old_scale, None, None, None
 
 
 def kl_projection(
@@ -215,10 +215,11 @@ def kl_projection(
 
     if not full:
         # f(0) of the solver is the KL's covariance part: it also decides which states move.
-        eta, active = solve_multiplier((scale.detach() / old_scale.detach()).square(), float(cov_bound))
+        lam = (scale.detach() / old_scale.detach()).square()
+        eta, active = solve_multiplier(lam, float(cov_bound))
         if not bool(active.any()):
             return proj_mean, scale
-        return proj_mean, batch_where(active, _KLDiagStd.apply(scale, old_scale, eta, active), scale)
+        return proj_mean, batch_where(active, _KLDiagStd.apply(scale, old_scale, lam, eta, active), scale)
     active = kl_cov_part(scale.detach(), old_scale.detach(), full) > cov_bound
     if not bool(active.any()):
         return proj_mean, scale
