@@ -7,7 +7,9 @@ Same rollout and SGD work for all: 2048 env steps per iteration, 10 epochs, mini
 learner update (1 EnvRunner with --envs sub-envs, local learner, one torch thread in the
 driver; a candidate named ``NAME@RxE``, e.g. ``trpl-kl@2x4``, uses R EnvRunners with E
 sub-envs each at 1/R CPU, the tuned examples' execution setting); SB3 runs PPO with one
-env (its default), timed by callbacks around rollouts and training. The candidates run
+env (its default), timed by callbacks around rollouts and training. ``trpl-none`` is the
+TRPL learner with the identity projection: a projection's ratio to it ("vs none") is the
+projection's own cost, apart from learner overheads RLlib PPO has too. The candidates run
 interleaved, in rounds, after one warm-up iteration each;
 the first iteration of every (re)build is not counted. Needs `pip install stable-baselines3`.
 """
@@ -124,7 +126,16 @@ def main() -> None:
     parser.add_argument(
         "--candidates",
         nargs="+",
-        default=["trpl-kl", "trpl-wasserstein", "trpl-frobenius", "ppo", "sb3", "trpl-kl@2x4", "ppo@2x4"],
+        default=[
+            "trpl-kl",
+            "trpl-wasserstein",
+            "trpl-frobenius",
+            "trpl-none",
+            "ppo",
+            "sb3",
+            "trpl-kl@2x4",
+            "ppo@2x4",
+        ],
     )
     parser.add_argument("--out", default="benchmarks/results/throughput.json")
     args = parser.parse_args()
@@ -164,14 +175,19 @@ def main() -> None:
             }
         )
     base = {r["candidate"]: r["env_steps_per_s"] for r in rows}
-    print(f"{'candidate':<18}{'env-steps/s':>12}{'sample s':>10}{'learn s':>10}{'vs ppo':>8}{'vs sb3':>8}")
+    head = f"{'candidate':<18}{'env-steps/s':>12}{'sample s':>10}{'learn s':>10}"
+    print(head + f"{'vs ppo':>8}{'vs sb3':>8}{'vs none':>9}")
     for r in rows:
-        vs_ppo = r["env_steps_per_s"] / base["ppo"] if "ppo" in base else float("nan")
-        vs_sb3 = r["env_steps_per_s"] / base["sb3"] if "sb3" in base else float("nan")
-        r["ratio_vs_ppo"], r["ratio_vs_sb3"] = vs_ppo, vs_sb3
+        # vs none: the same TRPL learner without a projection (the projection's own cost)
+        ratios = {"ppo": "ppo", "sb3": "sb3", "trpl_none": "trpl-none"}
+        for key, ref in ratios.items():
+            own = r["candidate"].startswith("trpl-") or key != "trpl_none"
+            r[f"ratio_vs_{key}"] = r["env_steps_per_s"] / base[ref] if ref in base and own else None
+        cells = [r[f"ratio_vs_{key}"] for key in ratios]
         print(
             f"{r['candidate']:<18}{r['env_steps_per_s']:>12.0f}{r['sample_s']:>10.2f}{r['learn_s']:>10.2f}"
-            f"{vs_ppo:>8.2f}{vs_sb3:>8.2f}"
+            + "".join(f"{c:>8.2f}" if c is not None else f"{'-':>8}" for c in cells[:2])
+            + (f"{cells[2]:>9.2f}" if cells[2] is not None else f"{'-':>9}")
         )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

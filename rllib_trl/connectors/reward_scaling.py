@@ -39,6 +39,13 @@ def _decode(data: list) -> Stat:
     return int(data[0]), np.asarray(float(data[1])), np.asarray(float(data[2]))
 
 
+def stat_of(samples: list[float]) -> Stat:
+    """``(n, mean, m2)`` of a list of samples."""
+    x = np.asarray(samples, dtype=np.float64)
+    mean = x.mean()
+    return len(x), mean, np.square(x - mean).sum()
+
+
 def scale_of(stat: Stat) -> float:
     """sqrt(Var[G] + ε): the divisor for rewards (1 before any data)."""
     n, _, m2 = stat
@@ -61,23 +68,28 @@ class DiscountedReturnStats(ConnectorV2):
 
     @override(ConnectorV2)
     def __call__(self, *, rl_module, batch, episodes, explore=None, shared_data=None, **kwargs) -> Any:
+        # Called after every env step: Python floats per episode and one statistics
+        # update per call (numpy on 1-element arrays per episode cost ~0.1 s/iteration).
+        returns: list[float] = []
+        visited = []
         for episode in self.single_agent_episode_iterator(episodes, agents_that_stepped_only=False):
-            eid, seen = episode.id_, self._seen_t.get(episode.id_, episode.t_started)
+            eid = episode.id_
+            seen = self._seen_t.get(eid, episode.t_started)
             if episode.t > seen:
-                new = np.asarray(episode.get_rewards(slice(seen - episode.t_started, None)), dtype=np.float64)
                 g = self._returns.get(eid, 0.0)
-                returns = np.empty_like(new)
-                for i, r in enumerate(new):
-                    g = self.gamma * g + r
-                    returns[i] = g
+                for r in episode.get_rewards(slice(seen - episode.t_started, None)):
+                    g = self.gamma * g + float(r)
+                    returns.append(g)
                 self._returns[eid], self._seen_t[eid] = g, episode.t
-                self._stat = combine(
-                    self._stat, (len(returns), returns.mean(), ((returns - returns.mean()) ** 2).sum())
-                )
-            episode.custom_data[REWARD_SCALE_KEY] = scale_of(self._stat)
+            visited.append(episode)
+        if returns:
+            self._stat = combine(self._stat, stat_of(returns))
+        scale = scale_of(self._stat)
+        for episode in visited:
+            episode.custom_data[REWARD_SCALE_KEY] = scale
             if episode.is_done:
-                self._returns.pop(eid, None)
-                self._seen_t.pop(eid, None)
+                self._returns.pop(episode.id_, None)
+                self._seen_t.pop(episode.id_, None)
         return batch
 
     @override(ConnectorV2)

@@ -86,12 +86,14 @@ def _solve(lam, cov_bound: float, active, xp):
     u = xp.where(active, 0.5 * (xp.log(xp.where(f0 > cov_bound, f0, cov_bound)) - log_bound), 0.0)
     lo = xp.zeros_like(u)
     hi = xp.full_like(u, math.inf)
+    evaluated = False  # f, slope are at the final u (the loop converged)
     for _ in range(MAX_NEWTON_STEPS):
         eta = xp.expm1(u)
         f, slope = _f_and_slope(eta, lam, log_lam, xp)
         g = xp.log(f) - log_bound
         done = ~active | (xp.abs(g) <= tol)
         if bool(done.all()):
+            evaluated = True
             break
         lo = xp.where(g > 0, u, lo)
         hi = xp.where(g < 0, u, hi)
@@ -104,8 +106,9 @@ def _solve(lam, cov_bound: float, active, xp):
             break
         u = new_u
     # One Newton step in η itself squares the remaining error (tol is loose on purpose).
-    eta = xp.expm1(u)
-    f, slope = _f_and_slope(eta, lam, log_lam, xp)
+    if not evaluated:
+        eta = xp.expm1(u)
+        f, slope = _f_and_slope(eta, lam, log_lam, xp)
     refined = eta - (f - cov_bound) / xp.where(active, slope, -1.0)
     return xp.where(active & (refined >= 0), refined, xp.where(active, eta, 0.0)), active
 

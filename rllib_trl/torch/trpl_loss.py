@@ -86,10 +86,11 @@ def policy_terms(
     contextual_std: bool,
     beta: float | None,
     mean_of: Reduce,
+    with_entropy: bool = True,
 ) -> dict[str, Tensor]:
     """policy_loss = −E[A π̃(a|s)/π_old(a|s)] (ratio-clipped if ``clip_param``);
     trust_region_loss = coeff · E[d(π, sg(π̃))] (mean part only for a state-independent
-    std); the projected policy and its entropy."""
+    std); the projected policy and (``with_entropy``) its entropy."""
     p_mean, p_scale = project(s, *raw, *old, beta)
     proj_dist = make_distribution(p_mean, p_scale, full)
     ratio = torch.exp(proj_dist.logp(actions) - action_logp)
@@ -103,12 +104,14 @@ def policy_terms(
         distance = sum(split_parts(s.measure, *raw, *target, full=full, scale_prec=s.scale_prec))
     else:
         distance = mean_part(s.measure, raw[0], *target, full=full, scale_prec=s.scale_prec)
-    return {
+    terms = {
         "policy_loss": -mean_of(surrogate),
         TRUST_REGION_LOSS_KEY: s.trust_region_coeff * mean_of(distance),
-        "entropy": mean_of(proj_dist.entropy()),
         "projected": (p_mean, p_scale),
     }
+    if with_entropy:
+        terms["entropy"] = mean_of(proj_dist.entropy())
+    return terms
 
 
 @torch.no_grad()

@@ -25,12 +25,12 @@ from ray.rllib.evaluation.postprocessing import Postprocessing
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 from ray.rllib.utils.torch_utils import explained_variance
-from ray.rllib.utils.typing import ModuleID
+from ray.rllib.utils.typing import ModuleID, ParamDict
 from torch import Tensor
 
 from rllib_trl.connectors.reward_scaling import ScaleRewards
 from rllib_trl.projections import entropy_bound
-from rllib_trl.torch.distributions import unpack
+from rllib_trl.torch.distributions import make_distribution, unpack
 from rllib_trl.torch.trpl_loss import (
     ENTROPY_BOUND_KEY,
     TRUST_REGION_LOSS_KEY,
@@ -82,11 +82,26 @@ class _LastMinibatch:
 
     def metrics(self) -> dict[str, Tensor]:
         mean_of, max_of = masked_reductions(self.mask)
+        entropy = make_distribution(*self.projected, self.full).entropy()
         return {
             **self.losses,
+            ENTROPY_KEY: mean_of(entropy),
             VF_EXPLAINED_VAR_KEY: explained_variance(self.value_targets, self.values),
             **diagnostics(self.settings, self.raw, self.projected, self.old, mean_of, max_of, self.full),
         }
+
+
+def adam(params: list[Tensor]) -> torch.optim.Adam:
+    """Adam with PyTorch's fused kernel where the parameters' device has one (CPU, CUDA):
+    the same update rule as the per-parameter loop (equal up to float rounding), in one
+    call instead of ~8 ops per parameter tensor (about 0.4 ms of each minibatch here)."""
+    device = params[0].device.type if params else "cpu"
+    return torch.optim.Adam(params, fused=True if device in ("cpu", "cuda") else None)
+
+
+def all_finite(grads: list[Tensor]) -> bool:
+    """True if every entry of every gradient is finite (one check, not one per tensor)."""
+    return bool(torch.isfinite(torch.cat([g.reshape(-1) for g in grads])).all()) if grads else True
 
 
 def shares_optimizer(config) -> bool:
@@ -110,6 +125,7 @@ class TRPLTorchLearner(PPOTorchLearner):
         self._old_scale: dict[ModuleID, Tensor] = {}
         self._entropy_bound: dict[ModuleID, float | None] = {}
         self._last_minibatch: dict[ModuleID, _LastMinibatch] = {}
+        self._last_off_policy_batch = None
 
     @override(TorchLearner)
     def configure_optimizers_for_module(self, module_id: ModuleID, config=None) -> None:
@@ -122,7 +138,7 @@ class TRPLTorchLearner(PPOTorchLearner):
             self.register_optimizer(
                 module_id=module_id,
                 optimizer_name="default",
-                optimizer=torch.optim.Adam(params),
+                optimizer=adam(params),
                 params=params,
                 lr_or_lr_schedule=config.lr,
             )
@@ -131,10 +147,32 @@ class TRPLTorchLearner(PPOTorchLearner):
             self.register_optimizer(
                 module_id=module_id,
                 optimizer_name=name,
-                optimizer=torch.optim.Adam(params),
+                optimizer=adam(params),
                 params=params,
                 lr_or_lr_schedule=lr,
             )
+
+    @override(TorchLearner)
+    def apply_gradients(self, gradients_dict: ParamDict) -> None:
+        """RLlib's step with one finiteness check over all gradients instead of two per
+        parameter tensor; anything not finite, or a grad scaler / lr scheduler class,
+        goes through RLlib's own handling (warn, then zero the gradient or skip)."""
+        grads = list(gradients_dict.values())
+        simple = self._grad_scalers is None and self._lr_scheduler_classes is None
+        if not simple or any(g is None for g in grads) or not all_finite(grads):
+            super().apply_gradients(gradients_dict)
+            return
+        for pid, grad in gradients_dict.items():
+            self._params[pid].grad = grad
+        for module_id, optimizer_names in self._module_optimizers.items():
+            for name in optimizer_names:
+                self.get_optimizer(module_id, name).step()
+
+    @override(TorchLearner)
+    def _compute_off_policyness(self, batch) -> None:
+        # RLlib logs this with window=1 from every minibatch (a boolean-mask gather each
+        # time); keep the batch and log it once, for the update's last minibatch.
+        self._last_off_policy_batch = batch
 
     @override(PPOTorchLearner)
     def compute_loss_for_module(
@@ -146,6 +184,7 @@ class TRPLTorchLearner(PPOTorchLearner):
         old = unpack(batch[Columns.ACTION_DIST_INPUTS], module.full)
         mask = batch.get(Columns.LOSS_MASK)
         mean_of, _ = masked_reductions(mask)
+        entropy_coeff = self.entropy_coeff_schedulers_per_module[module_id].get_current_value()
         terms = policy_terms(
             settings,
             raw,
@@ -157,16 +196,13 @@ class TRPLTorchLearner(PPOTorchLearner):
             contextual_std=module.contextual_std,
             beta=self._entropy_bound.get(module_id),
             mean_of=mean_of,
+            with_entropy=entropy_coeff != 0,  # else only a metric: once, in metrics()
         )
         values = module.compute_values(batch)
         vf_loss = mean_of((values - batch[Postprocessing.VALUE_TARGETS]).square())
-        entropy_coeff = self.entropy_coeff_schedulers_per_module[module_id].get_current_value()
-        total = (
-            terms["policy_loss"]
-            + terms[TRUST_REGION_LOSS_KEY]
-            + config.vf_loss_coeff * vf_loss
-            - entropy_coeff * terms["entropy"]
-        )
+        total = terms["policy_loss"] + terms[TRUST_REGION_LOSS_KEY] + config.vf_loss_coeff * vf_loss
+        if "entropy" in terms:
+            total = total - entropy_coeff * terms["entropy"]
         # RLlib reports these with window=1, i.e. the update's last minibatch: keep its
         # tensors (no copies) and compute the metrics once, in after_gradient_based_update.
         detached = lambda pair: tuple(t.detach() for t in pair)  # noqa: E731
@@ -183,7 +219,6 @@ class TRPLTorchLearner(PPOTorchLearner):
                 POLICY_LOSS_KEY: terms["policy_loss"].detach(),
                 TRUST_REGION_LOSS_KEY: terms[TRUST_REGION_LOSS_KEY].detach(),
                 VF_LOSS_KEY: vf_loss.detach(),
-                ENTROPY_KEY: terms["entropy"].detach(),
             },
         )
         return total
@@ -213,6 +248,9 @@ class TRPLTorchLearner(PPOTorchLearner):
     @override(PPOTorchLearner)
     def after_gradient_based_update(self, *, timesteps: dict[str, Any]) -> None:
         super().after_gradient_based_update(timesteps=timesteps)
+        batch, self._last_off_policy_batch = self._last_off_policy_batch, None
+        if batch is not None:
+            super()._compute_off_policyness(batch)
         for module_id, last in self._last_minibatch.items():
             self.metrics.log_dict(last.metrics(), key=module_id, window=1)
         self._last_minibatch.clear()

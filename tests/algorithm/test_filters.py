@@ -10,10 +10,11 @@ import uuid
 import cloudpickle
 import gymnasium as gym
 import numpy as np
+from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 from ray.tune.registry import register_env
 
 from rllib_trl.connectors.mean_std_filter import ExactMeanStdFilter
-from rllib_trl.connectors.reward_scaling import DiscountedReturnStats
+from rllib_trl.connectors.reward_scaling import REWARD_SCALE_KEY, DiscountedReturnStats
 from rllib_trl.connectors.running_stats import combine, subtract
 from tests.algorithm.helpers import small_config
 
@@ -87,6 +88,54 @@ def test_discounted_return_stats_merge():
     assert n == len(everything)
     np.testing.assert_allclose(mean, everything.mean())
     np.testing.assert_allclose(m2 / n, everything.var())
+
+
+def test_discounted_return_stats_follow_every_return():
+    """Called like an EnvRunner calls it (after each reset and each step, two envs side
+    by side, episodes ending and one chunk cut mid-episode), the statistics are those of
+    every discounted return G_t = γ G_(t−1) + r_t, and each episode carries
+    sqrt(Var[G] + 1e-8)."""
+    gamma, rng = 0.9, np.random.default_rng(3)
+    connector = DiscountedReturnStats(gamma=gamma)
+    queues = [[6, 3, 8], [11, 4]]  # episode lengths per env
+    all_returns = []
+
+    def new_episode():
+        return SingleAgentEpisode(observations=[np.zeros(2)], actions=[], rewards=[])
+
+    slots = [new_episode() for _ in queues]
+    pending = [list(q) for q in queues]
+    returns_so_far = [[] for _ in queues]
+    connector(rl_module=None, batch={}, episodes=slots)
+    step = 0
+    while any(pending):
+        step += 1
+        for i, episode in enumerate(slots):
+            if not pending[i]:
+                continue
+            reward = float(rng.normal(1.0, 2.0))
+            g = (returns_so_far[i][-1] if returns_so_far[i] else 0.0) * gamma + reward
+            returns_so_far[i].append(g)
+            done = len(returns_so_far[i]) == pending[i][0]
+            episode.add_env_step(np.zeros(2), 0, reward, terminated=done)
+        connector(rl_module=None, batch={}, episodes=[e for i, e in enumerate(slots) if pending[i]])
+        if step == 4:
+            slots[1] = slots[1].cut()  # a new chunk of the same episode, as sample() ends
+        for i, episode in enumerate(slots):
+            if pending[i] and episode.is_done:
+                all_returns += returns_so_far[i]
+                returns_so_far[i] = []
+                pending[i].pop(0)
+                slots[i] = new_episode()
+                connector(rl_module=None, batch={}, episodes=[slots[i]])
+    n, mean, m2 = connector._stat
+    assert n == sum(sum(q) for q in queues) == len(all_returns)
+    np.testing.assert_allclose(mean, np.mean(all_returns), rtol=1e-12)
+    np.testing.assert_allclose(m2 / n, np.var(all_returns), rtol=1e-12)
+    np.testing.assert_allclose(
+        slots[0].custom_data[REWARD_SCALE_KEY], np.sqrt(np.var(all_returns) + 1e-8), rtol=1e-12
+    )
+    assert not connector._returns  # finished episodes are forgotten
 
 
 class RecordingEnv(gym.Wrapper):

@@ -11,6 +11,7 @@ from ray.rllib.evaluation.postprocessing import Postprocessing
 
 from rllib_trl.projections import get_trust_region
 from rllib_trl.torch.distributions import make_distribution, pack
+from rllib_trl.torch.trpl_torch_learner import adam
 from tests.algorithm.helpers import small_config
 
 MODULE = "default_policy"
@@ -166,3 +167,81 @@ def test_shared_optimizer_steps_like_two():
         b = split_state[name]
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7, msg=name)
         assert not torch.equal(a, before[name]), f"{name} did not move"
+
+
+def test_adam_is_fused_and_steps_like_the_loop():
+    _, learner, _ = _learner()
+    for _, optimizer in learner.get_optimizers_for_module(MODULE):
+        assert optimizer.defaults["fused"] is True
+    gen = torch.Generator().manual_seed(0)
+    start = [torch.randn(5, 3, generator=gen), torch.randn(7, generator=gen)]
+    fused = [torch.nn.Parameter(t.clone()) for t in start]
+    loop = [torch.nn.Parameter(t.clone()) for t in start]
+    opt_fused, opt_loop = adam(fused), torch.optim.Adam(loop, foreach=False)
+    for _ in range(20):
+        for a, b in zip(fused, loop, strict=True):
+            a.grad = torch.randn(a.shape, generator=gen)
+            b.grad = a.grad.clone()
+        opt_fused.step()
+        opt_loop.step()
+    for a, b, s in zip(fused, loop, start, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+        assert not torch.equal(a, s)
+
+
+@pytest.mark.parametrize("bad", [None, float("nan"), float("inf")])
+def test_apply_gradients_matches_rllib(bad):
+    """One finiteness check, same result as RLlib's per-tensor handling: a step with
+    finite gradients, and RLlib's zeroing of non-finite entries otherwise."""
+    from ray.rllib.core.learner.torch.torch_learner import TorchLearner
+
+    _, ours, module = _learner()
+    _, ref, ref_module = _learner()
+    ref_module.load_state_dict(module.state_dict())
+    gen = torch.Generator().manual_seed(0)
+    grads = [torch.randn(p.shape, generator=gen) for p in ours._params.values()]
+    if bad is not None:
+        grads[0].view(-1)[0] = bad
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    ours.apply_gradients({pid: g.clone() for pid, g in zip(ours._params, grads, strict=True)})
+    TorchLearner.apply_gradients(ref, {pid: g.clone() for pid, g in zip(ref._params, grads, strict=True)})
+    for name, value in module.state_dict().items():
+        assert torch.isfinite(value).all(), name
+        torch.testing.assert_close(value, ref_module.state_dict()[name], rtol=0, atol=0, msg=name)
+        assert not torch.equal(value, before[name]), f"{name} did not move"
+
+
+def test_off_policyness_reported_once_per_update():
+    from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
+    from ray.rllib.utils.metrics import DIFF_NUM_GRAD_UPDATES_VS_SAMPLER_POLICY as KEY
+    from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME, WEIGHTS_SEQ_NO
+
+    _, learner, module = _learner()
+    batch = _batch(module, n=64)
+    batch[WEIGHTS_SEQ_NO] = torch.zeros(64, dtype=torch.int64)
+    batch = MultiAgentBatch({MODULE: SampleBatch(batch)}, env_steps=64)
+    calls = []
+    original = learner.metrics.log_dict
+    learner.metrics.log_dict = lambda d, **kw: (calls.append(d), original(d, **kw))[1]
+    results = learner.update(
+        batch=batch, timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: 64}, num_epochs=2, minibatch_size=16
+    )
+    assert sum(any(KEY in str(k) for k in d) for d in calls) == 1  # 8 minibatches, 1 gather
+    assert results[MODULE][KEY].peek() == 1.0  # sampled with seq no 0, one update since
+
+
+@pytest.mark.parametrize("entropy_coeff", [0.0, 0.01])
+def test_entropy_bonus_and_metric(entropy_coeff):
+    """The bonus −c·H(π̃) enters the loss only for c ≠ 0; H(π̃) is reported either way."""
+    config, learner, module = _learner(entropy_coeff=entropy_coeff)
+    batch = _batch(module, seed=2)
+    loss = learner.compute_loss_for_module(
+        module_id=MODULE, config=config, batch=batch, fwd_out=module.forward_train(batch)
+    )
+    policy_loss, tr_loss, vf_loss = _hand_terms(config, module, batch)
+    projected = learner._last_minibatch[MODULE].projected
+    entropy = make_distribution(*projected, module.full).entropy().mean()
+    expected = policy_loss + tr_loss + vf_loss - entropy_coeff * entropy
+    torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-6)
+    metrics = learner._last_minibatch[MODULE].metrics()
+    torch.testing.assert_close(metrics["entropy"], entropy)
