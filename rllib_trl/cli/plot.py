@@ -46,7 +46,7 @@ def find_trials(root: Path) -> list[Path]:
 
 
 def load_trial(trial: Path) -> tuple[pd.DataFrame, dict]:
-    """One row per reported iteration, nested keys flattened with "/"."""
+    """One row per training iteration, nested keys flattened with "/"."""
     rows = []
     for line in (trial / "result.json").read_text().splitlines():
         try:
@@ -54,6 +54,10 @@ def load_trial(trial: Path) -> tuple[pd.DataFrame, dict]:
         except json.JSONDecodeError:
             continue  # a line cut off by an interrupted run
     frame = pd.json_normalize(rows, sep="/") if rows else pd.DataFrame()
+    if "training_iteration" in frame:
+        # A resumed trial runs again the iterations after its last checkpoint and appends
+        # them: keep each iteration's last row (the one the run continued from).
+        frame = frame.drop_duplicates("training_iteration", keep="last").reset_index(drop=True)
     if EVAL_RETURN in frame:
         # RLlib repeats the last evaluation in the next iteration's result: keep the first.
         repeated = frame[EVAL_RETURN].eq(frame[EVAL_RETURN].shift())

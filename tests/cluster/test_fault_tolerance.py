@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 from tests.algorithm.helpers import small_config
 
@@ -21,8 +22,11 @@ def test_killed_env_runner_is_replaced(ray_local):
         algo.train()
         (pid,) = _runner_pids(algo)
         os.kill(pid, signal.SIGKILL)  # the EnvRunner's process dies mid-run
-        steps = []
-        for _ in range(4):
+        steps = [algo.train()["num_env_steps_sampled_lifetime"]]  # finds the runner dead
+        deadline = time.monotonic() + 180  # the restart's pace depends on the machine's load
+        while algo.env_runner_group.num_healthy_remote_workers() < 1 and time.monotonic() < deadline:
+            steps.append(algo.train()["num_env_steps_sampled_lifetime"])
+        for _ in range(2):  # and on after it
             result = algo.train()
             steps.append(result["num_env_steps_sampled_lifetime"])
         assert algo.env_runner_group.num_healthy_remote_workers() == 1
