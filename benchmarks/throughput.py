@@ -178,11 +178,12 @@ def main() -> None:
     head = f"{'candidate':<18}{'env-steps/s':>12}{'sample s':>10}{'learn s':>10}"
     print(head + f"{'vs ppo':>8}{'vs sb3':>8}{'vs none':>9}")
     for r in rows:
-        # vs none: the same TRPL learner without a projection (the projection's own cost)
-        ratios = {"ppo": "ppo", "sb3": "sb3", "trpl_none": "trpl-none"}
+        # vs none: the same TRPL learner, same layout, without a projection
+        layout = r["candidate"].partition("@")[1:]
+        none = "trpl-none" + "".join(layout) if r["candidate"].startswith("trpl-") else None
+        ratios = {"ppo": "ppo", "sb3": "sb3", "trpl_none": none}
         for key, ref in ratios.items():
-            own = r["candidate"].startswith("trpl-") or key != "trpl_none"
-            r[f"ratio_vs_{key}"] = r["env_steps_per_s"] / base[ref] if ref in base and own else None
+            r[f"ratio_vs_{key}"] = r["env_steps_per_s"] / base[ref] if ref in base else None
         cells = [r[f"ratio_vs_{key}"] for key in ratios]
         print(
             f"{r['candidate']:<18}{r['env_steps_per_s']:>12.0f}{r['sample_s']:>10.2f}{r['learn_s']:>10.2f}"

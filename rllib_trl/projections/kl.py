@@ -86,7 +86,7 @@ def _solve(lam, cov_bound: float, active, xp):
     u = xp.where(active, 0.5 * (xp.log(xp.where(f0 > cov_bound, f0, cov_bound)) - log_bound), 0.0)
     lo = xp.zeros_like(u)
     hi = xp.full_like(u, math.inf)
-    evaluated = False  # f, slope are at the final u (the loop converged)
+    evaluated = False  # True once f, slope are at the final u (the loop converged)
     for _ in range(MAX_NEWTON_STEPS):
         eta = xp.expm1(u)
         f, slope = _f_and_slope(eta, lam, log_lam, xp)

@@ -245,3 +245,25 @@ def test_entropy_bonus_and_metric(entropy_coeff):
     torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-6)
     metrics = learner._last_minibatch[MODULE].metrics()
     torch.testing.assert_close(metrics["entropy"], entropy)
+
+
+def test_restored_optimizer_keeps_the_fused_kernel():
+    """A checkpoint written before fused Adam (its param groups say fused=None) restores
+    its moments and keeps the kernel this device has."""
+    from ray.rllib.core import COMPONENT_OPTIMIZER
+
+    _, learner, module = _learner()
+    batch = _batch(module)
+    learner._update({MODULE: dict(batch)})
+    state = learner.get_state(components=COMPONENT_OPTIMIZER)
+    for optimizer_state in state[COMPONENT_OPTIMIZER].values():
+        for group in optimizer_state["state"]["param_groups"]:
+            group["fused"] = None  # as saved by a non-fused Adam
+    _, restored, _ = _learner()
+    restored.set_state(state)
+    for (_, a), (_, b) in zip(
+        learner.get_optimizers_for_module(MODULE), restored.get_optimizers_for_module(MODULE), strict=True
+    ):
+        assert all(group["fused"] is True for group in b.param_groups)
+        for p, q in zip(a.param_groups[0]["params"], b.param_groups[0]["params"], strict=True):
+            torch.testing.assert_close(a.state[p]["exp_avg"], b.state[q]["exp_avg"])
