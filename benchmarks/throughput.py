@@ -8,8 +8,8 @@ learner update (1 EnvRunner with --envs sub-envs, local learner, one torch threa
 driver; a candidate named ``NAME@RxE``, e.g. ``trpl-kl@2x4``, uses R EnvRunners with E
 sub-envs each at 1/R CPU, the tuned examples' execution setting); SB3 runs PPO with one
 env (its default), timed by callbacks around rollouts and training. ``trpl-none`` is the
-TRPL learner with the identity projection: a projection's ratio to it ("vs none") is the
-projection's own cost, apart from learner overheads RLlib PPO has too. The candidates run
+TRPL learner with the identity projection: a projection's ratio to it ("vs none", same
+layout only) bounds the projection's own cost, up to this machine's run-to-run spread. The candidates run
 interleaved, in rounds, after one warm-up iteration each;
 the first iteration of every (re)build is not counted. Needs `pip install stable-baselines3`.
 """
@@ -176,7 +176,7 @@ def main() -> None:
         )
     base = {r["candidate"]: r["env_steps_per_s"] for r in rows}
     head = f"{'candidate':<18}{'env-steps/s':>12}{'sample s':>10}{'learn s':>10}"
-    print(head + f"{'vs ppo':>8}{'vs sb3':>8}{'vs none':>9}")
+    print(head + "".join(f"{title:>9}" for title in ("vs ppo", "vs sb3", "vs none")))
     for r in rows:
         # vs none: the same TRPL learner, same layout, without a projection
         layout = r["candidate"].partition("@")[1:]
@@ -184,11 +184,11 @@ def main() -> None:
         ratios = {"ppo": "ppo", "sb3": "sb3", "trpl_none": none}
         for key, ref in ratios.items():
             r[f"ratio_vs_{key}"] = r["env_steps_per_s"] / base[ref] if ref in base else None
-        cells = [r[f"ratio_vs_{key}"] for key in ratios]
         print(
             f"{r['candidate']:<18}{r['env_steps_per_s']:>12.0f}{r['sample_s']:>10.2f}{r['learn_s']:>10.2f}"
-            + "".join(f"{c:>8.2f}" if c is not None else f"{'-':>8}" for c in cells[:2])
-            + (f"{cells[2]:>9.2f}" if cells[2] is not None else f"{'-':>9}")
+            + "".join(
+                f"{c:>9.2f}" if c is not None else f"{'-':>9}" for c in (r[f"ratio_vs_{k}"] for k in ratios)
+            )
         )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ from ray.rllib.connectors.connector_v2 import ConnectorV2
 from ray.rllib.core.columns import Columns
 from ray.rllib.utils.annotations import override
 
-from rllib_trl.connectors.running_stats import Stat, combine, subtract
+from rllib_trl.connectors.running_stats import Stat, combine, stat_of, subtract
 
 REWARD_SCALE_KEY = "reward_scale"
 EPSILON = 1e-8
@@ -37,13 +37,6 @@ def _encode(stat: Stat) -> list:
 
 def _decode(data: list) -> Stat:
     return int(data[0]), np.asarray(float(data[1])), np.asarray(float(data[2]))
-
-
-def stat_of(samples: list[float]) -> Stat:
-    """``(n, mean, m2)`` of a list of samples."""
-    x = np.asarray(samples, dtype=np.float64)
-    mean = x.mean()
-    return len(x), mean, np.square(x - mean).sum()
 
 
 def scale_of(stat: Stat) -> float:

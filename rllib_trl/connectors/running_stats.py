@@ -10,6 +10,13 @@ import numpy as np
 Stat = tuple[int, np.ndarray, np.ndarray]
 
 
+def stat_of(samples: list[float]) -> Stat:
+    """``(n, mean, m2)`` of a list of scalar samples."""
+    x = np.asarray(samples, dtype=np.float64)
+    mean = x.mean()
+    return len(x), mean, np.square(x - mean).sum()
+
+
 def combine(a: Stat, b: Stat) -> Stat:
     """Statistics of the union of two disjoint sample sets."""
     n_a, mean_a, m2_a = a

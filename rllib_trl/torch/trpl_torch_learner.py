@@ -29,8 +29,8 @@ from ray.rllib.utils.typing import ModuleID, ParamDict
 from torch import Tensor
 
 from rllib_trl.connectors.reward_scaling import ScaleRewards
-from rllib_trl.projections import entropy_bound
-from rllib_trl.torch.distributions import make_distribution, unpack
+from rllib_trl.projections import entropy, entropy_bound
+from rllib_trl.torch.distributions import unpack
 from rllib_trl.torch.trpl_loss import (
     ENTROPY_BOUND_KEY,
     TRUST_REGION_LOSS_KEY,
@@ -82,10 +82,9 @@ class _LastMinibatch:
 
     def metrics(self) -> dict[str, Tensor]:
         mean_of, max_of = masked_reductions(self.mask)
-        entropy = make_distribution(*self.projected, self.full).entropy()
         return {
             **self.losses,
-            ENTROPY_KEY: mean_of(entropy),
+            ENTROPY_KEY: mean_of(entropy(self.projected[1], self.full)),
             VF_EXPLAINED_VAR_KEY: explained_variance(self.value_targets, self.values),
             **diagnostics(self.settings, self.raw, self.projected, self.old, mean_of, max_of, self.full),
         }
