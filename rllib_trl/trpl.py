@@ -19,6 +19,7 @@ from ray.rllib.algorithms.ppo import PPO, PPOConfig
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.utils.annotations import override
 from ray.tune.registry import register_trainable
+from ray.util import log_once
 
 from rllib_trl.connectors.mean_std_filter import ExactMeanStdFilter
 from rllib_trl.connectors.reward_scaling import DiscountedReturnStats
@@ -43,7 +44,9 @@ TRPL_DEFAULTS: dict[str, Any] = {
     "vf_lr": 3e-4,
     "projection_dtype": "float64",
     "normalize_observations": True,
-    "normalize_rewards": True,
+    # None: on for the new API stack, off on the old one (its RolloutWorkers have no
+    # reward-statistics connector); see `rewards_normalized`.
+    "normalize_rewards": None,
     "reward_clip": 10.0,
 }
 
@@ -51,6 +54,11 @@ TRPL_DEFAULTS: dict[str, Any] = {
 def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
+
+# RLlib logs once per process "You are running TRPL on the new API stack! This is the new
+# default behavior ...": TRPL is built for that stack, so the notice asks nothing of its
+# users. Marking the key as logged keeps it off the console.
+log_once("TRPL_on_new_api_stack")
 
 RLLIB_DEFAULT_HIDDENS = [256, 256]  # RLlib's ModelV2 default, replaced by 64-64 on the old stack
 
@@ -79,7 +87,9 @@ class TRPLConfig(PPOConfig):
         self.lambda_ = 0.95
         self.num_epochs = 10
         self.minibatch_size = 64
-        self.train_batch_size_per_learner = 2048
+        # The total batch (RLlib's `train_batch_size`, split over `num_learners` unless
+        # `train_batch_size_per_learner` is set), so classic YAML's `train_batch_size` applies.
+        self.train_batch_size = 2048
         self.use_kl_loss = False
         self.clip_param = None
         self.vf_clip_param = math.inf
@@ -89,15 +99,6 @@ class TRPLConfig(PPOConfig):
         self.num_env_runners = 1
         self.num_envs_per_env_runner = 4
         self.rollout_fragment_length = "auto"
-        # Old API stack only (ModelV2): 64-64 tanh, one free std, separate value net.
-        self.model.update(
-            {
-                "fcnet_hiddens": [64, 64],
-                "fcnet_activation": "tanh",
-                "free_log_std": True,
-                "vf_share_layers": False,
-            }
-        )
         # Evaluation reports the deterministic (mean-action) policy.
         self.evaluation_config = {"explore": False}
 
@@ -119,7 +120,7 @@ class TRPLConfig(PPOConfig):
         vf_lr: float = NotProvided,
         projection_dtype: str = NotProvided,
         normalize_observations: bool = NotProvided,
-        normalize_rewards: bool = NotProvided,
+        normalize_rewards: bool | None = NotProvided,
         reward_clip: float = NotProvided,
         **kwargs,
     ) -> TRPLConfig:
@@ -146,7 +147,9 @@ class TRPLConfig(PPOConfig):
                 statistics that merge exactly across EnvRunners.
             normalize_rewards: divide rewards by the running std of the discounted
                 return and clip them to ±``reward_clip`` before GAE (as SB3's
-                VecNormalize); logged episode returns stay in raw units.
+                VecNormalize); logged episode returns stay in raw units. None (the
+                default): on for the new API stack, off on the old one, which does
+                not support it.
             reward_clip: clip bound for normalised rewards.
             **kwargs: PPO / AlgorithmConfig ``training()`` options, e.g. ``lr``,
                 ``num_epochs``, ``minibatch_size``, ``lambda_``, ``clip_param``
@@ -176,6 +179,13 @@ class TRPLConfig(PPOConfig):
                 setattr(self, key, value)
         return self
 
+    @property
+    def rewards_normalized(self) -> bool:
+        """``normalize_rewards`` with its default (None) resolved for the API stack."""
+        if self.normalize_rewards is None:
+            return bool(self.enable_rl_module_and_learner)
+        return self.normalize_rewards
+
     @override(AlgorithmConfig)
     def get_state(self) -> dict[str, Any]:
         # RLlib drops every value equal to its DEPRECATED_VALUE (-1) from the state, so
@@ -201,11 +211,13 @@ class TRPLConfig(PPOConfig):
         pipeline = super().build_env_to_module_connector(env=env, spaces=spaces, device=device)
         # Stateful pieces go first: RLlib's pipeline merge pairs the i-th non-empty
         # state with the i-th connector.
-        if self.normalize_rewards and not self.in_evaluation:
+        if self.rewards_normalized and not self.in_evaluation:
             pipeline.prepend(DiscountedReturnStats(gamma=self.gamma))
         if self.normalize_observations:
             # Evaluation uses the training statistics as they are (see TRPL._before_evaluate).
-            pipeline.prepend(ExactMeanStdFilter(update_stats=not self.in_evaluation))
+            pipeline.prepend(
+                ExactMeanStdFilter(multi_agent=self.is_multi_agent, update_stats=not self.in_evaluation)
+            )
         return pipeline
 
     @override(PPOConfig)
@@ -232,7 +244,7 @@ class TRPLConfig(PPOConfig):
             self._bad(
                 "vf_lr", f"is {self.vf_lr!r}", "use a non-negative number or a [[step, lr], ...] schedule"
             )
-        if (self.normalize_observations or self.normalize_rewards) and not self.broadcast_env_runner_states:
+        if (self.normalize_observations or self.rewards_normalized) and not self.broadcast_env_runner_states:
             self._bad(
                 "broadcast_env_runner_states",
                 "is False",
@@ -248,15 +260,15 @@ class TRPLConfig(PPOConfig):
             self._bad("temperature", f"is {self.temperature!r}", "use a value in (0, 1]")
         if self.target_entropy is not None and not _is_number(self.target_entropy):
             self._bad("target_entropy", f"is {self.target_entropy!r}", "use a number (nats)")
-        for key in (
-            "scale_prec",
-            "entropy_eq",
-            "entropy_first",
-            "normalize_observations",
-            "normalize_rewards",
-        ):
+        for key in ("scale_prec", "entropy_eq", "entropy_first", "normalize_observations"):
             if not isinstance(getattr(self, key), bool):
                 self._bad(key, f"is {getattr(self, key)!r}", "use True or False")
+        if not isinstance(self.normalize_rewards, (bool, type(None))):
+            self._bad(
+                "normalize_rewards",
+                f"is {self.normalize_rewards!r}",
+                "use True, False or None (on for the new API stack only)",
+            )
         if not isinstance(self.entropy_schedule_steps, numbers.Integral) or self.entropy_schedule_steps <= 0:
             self._bad(
                 "entropy_schedule_steps", f"is {self.entropy_schedule_steps!r}", "use a positive integer"
@@ -292,7 +304,7 @@ class TRPLConfig(PPOConfig):
             "cov_type": (model.get("cov_type", "diag") != "diag", "use cov_type='diag'"),
             "contextual_std": (bool(model.get("contextual_std", False)), "use contextual_std=False"),
             "entropy_schedule": (self.entropy_schedule is not None, "use entropy_schedule=None"),
-            "normalize_rewards": (self.normalize_rewards, "set normalize_rewards=False"),
+            "normalize_rewards": (self.normalize_rewards is True, "set normalize_rewards=False or None"),
         }
         for key, (bad, fix) in unsupported.items():
             if bad:
@@ -324,7 +336,7 @@ class TRPLConfig(PPOConfig):
             try:
                 space = env_action_space(self.env, self.env_config)
             except EnvNotFound as err:
-                self._bad("env", str(err), "use a registered gymnasium env id, e.g. Hopper-v5")
+                self._value_error(f"TRPLConfig: `env` {err}")
                 return
         if space is not None and not isinstance(space, gym.spaces.Box):
             self._bad("env", f"has action space {space}", "TRPL needs continuous (Box) actions")

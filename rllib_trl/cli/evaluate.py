@@ -8,50 +8,27 @@ statistics (frozen), the module-to-env pipeline turns the mean action into the e
 from __future__ import annotations
 
 import os
-import pickle
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import torch
-from ray.rllib.connectors.env_to_module.mean_std_filter import MeanStdFilter
+from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.columns import Columns
-from ray.rllib.core.rl_module.rl_module import RLModule
 from ray.rllib.env.single_agent_episode import SingleAgentEpisode
-from ray.rllib.utils.checkpoints import Checkpointable
 from tqdm import tqdm
 
+from rllib_trl.cli.checkpoint import load_checkpoint
 from rllib_trl.cli.errors import UsageError
-
-MODULE_DIR = Path("learner_group", "learner", "rl_module", "default_policy")
-
-
-def _load_env_spec(checkpoint: Path) -> tuple[str, dict]:
-    """(env, env_config) of the run; its config is an AlgorithmConfig or a dict (Tune)."""
-    with open(checkpoint / "class_and_ctor_args.pkl", "rb") as f:
-        data = pickle.load(f)
-    args, kwargs = data["ctor_args_and_kwargs"]
-    config = kwargs.get("config") if kwargs else args[0]
-    if isinstance(config, dict):
-        return config["env"], dict(config.get("env_config") or {})
-    return config.env, dict(config.env_config or {})
 
 
 def load_policy(checkpoint: str):
     """(module, env-to-module pipeline, module-to-env pipeline, (env, env_config))."""
-    path = Path(checkpoint).expanduser()
-    if not (path / "rllib_checkpoint.json").is_file():
-        raise UsageError(f"not an RLlib algorithm checkpoint (no rllib_checkpoint.json): {checkpoint}")
-    import rllib_trl  # noqa: F401  (classes the pickles refer to)
-
-    config = _load_env_spec(path)
-    module = RLModule.from_checkpoint(str(path / MODULE_DIR))
-    env_to_module = Checkpointable.from_checkpoint(str(path / "env_runner" / "env_to_module_connector"))
-    module_to_env = Checkpointable.from_checkpoint(str(path / "env_runner" / "module_to_env_connector"))
-    for piece in env_to_module.connectors:
-        if isinstance(piece, MeanStdFilter):
-            piece._update_stats = False  # evaluate with the training statistics
-    return module, env_to_module, module_to_env, config
+    loaded = load_checkpoint(checkpoint)
+    if DEFAULT_MODULE_ID not in loaded.modules:
+        raise UsageError(
+            f"{checkpoint} holds the modules {sorted(loaded.modules)}, not one single-agent policy"
+        )
+    return loaded.modules[DEFAULT_MODULE_ID], loaded.env_to_module, loaded.module_to_env, loaded.env_spec
 
 
 def _make_env(env_spec: tuple[str, dict], render: bool) -> gym.Env:

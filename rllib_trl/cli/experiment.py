@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from rllib_trl.cli.classic import Note, translate_config, translate_stop
 from rllib_trl.cli.errors import UsageError
 
 EXPERIMENT_KEYS = {
@@ -139,4 +140,12 @@ def apply_overrides(
         exp.num_samples = num_samples
     if storage_path is not None:
         exp.storage_path = storage_path
+    return exp
+
+
+def translate_classic(exp: Experiment, note: Note) -> Experiment:
+    """RLlib 2.x's classic keys (``num_workers``, ``sgd_minibatch_size``,
+    ``observation_filter``, stop ``timesteps_total``, ...) in Ray 2.60's names."""
+    exp.config = translate_config(exp.config, exp.run, note)
+    exp.stop = translate_stop(exp.stop, note)
     return exp

@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-# The classic reporter shows the columns we choose (the new one prints every param).
+# Tune's own status output stays off (verbose=0 below; the new-style output ignores it):
+# ProgressTable prints the console's rows.
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 # Snapshot the experiment (state and result files) to the storage path every few
 # seconds instead of Tune's adaptive default, so a killed driver loses little on --resume.
@@ -25,18 +26,11 @@ from ray.tune.schedulers import ASHAScheduler  # noqa: E402
 
 from rllib_trl.cli.errors import UsageError
 from rllib_trl.cli.experiment import DEFAULT_METRIC, Experiment
+from rllib_trl.cli.progress import ProgressTable
 from rllib_trl.cli.search_space import is_sampler, resolve_samplers
 from rllib_trl.cli.validate import validate_experiment
 
 DEFAULT_STORAGE = "~/rllib_trl_results"
-METRIC_COLUMNS = {
-    "training_iteration": "iter",
-    "num_env_steps_sampled_lifetime": "env steps",
-    "env_runners/episode_return_mean": "return",
-    "evaluation/env_runners/episode_return_mean": "eval return",
-    "learners/default_policy/kl_max": "kl max",
-    "time_total_s": "time (s)",
-}
 
 
 def _searched_keys(config: dict[str, Any]) -> list[str]:
@@ -84,12 +78,8 @@ def _run_config(exp: Experiment, storage: Path) -> tune.RunConfig:
         stop=exp.stop or None,
         checkpoint_config=checkpoint_config,
         failure_config=tune.FailureConfig(max_failures=int(os.environ.get("RLLIB_TRL_MAX_FAILURES", "0"))),
-        progress_reporter=tune.CLIReporter(
-            metric_columns=METRIC_COLUMNS,
-            parameter_columns=_searched_keys(exp.config),
-            max_report_frequency=30,
-        ),
-        verbose=1,
+        callbacks=[ProgressTable(exp.stop, searched=_searched_keys(exp.config))],
+        verbose=0,
     )
 
 
@@ -100,8 +90,10 @@ def init_ray(address: str | None) -> None:
         return
     if address:
         ray.init(address=address)
+    elif os.environ.get("RAY_ADDRESS"):
+        ray.init()  # inside `ray job submit`: the job's runtime_env stays as submitted
     else:
-        ray.init()
+        ray.init(runtime_env={"worker_process_setup_hook": "rllib_trl.cli.progress.quiet_worker_logs"})
 
 
 def last_reported(result, metric: str) -> tuple[float, int] | None:

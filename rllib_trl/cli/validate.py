@@ -98,7 +98,7 @@ def _validate(exp: Experiment) -> type:
         try:
             env_action_space(env, exp.config.get("env_config"))
         except EnvNotFound as err:
-            raise UsageError(f"unknown env {err}; use a gymnasium id such as Hopper-v5") from None
+            raise UsageError(f"unknown env {err}") from None
         except Exception as err:  # the env's own constructor rejected its env_config
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise UsageError(

@@ -3,7 +3,7 @@ the running std of the discounted return and clip.
 
 Two pieces:
 - :class:`DiscountedReturnStats` (env-to-module, on EnvRunners) keeps, per ongoing
-  episode, G ← γ G + r and the running statistics of G; it merges exactly across
+  episode, G ← γ G + r and, per agent, the running statistics of G; it merges exactly across
   EnvRunners (each runner's new samples = its statistics − the base it was last given)
   and stamps the current scale sqrt(Var[G] + 1e-8) into each episode's ``custom_data``.
 - :class:`ScaleRewards` (learner connector) divides each episode chunk's rewards in
@@ -47,40 +47,44 @@ def scale_of(stat: Stat) -> float:
 
 
 class DiscountedReturnStats(ConnectorV2):
-    """Running statistics of the discounted return, on EnvRunners (env-to-module)."""
+    """Running statistics of the discounted return, on EnvRunners (env-to-module).
+
+    One statistic per agent (the key ``None`` in single-agent runs), as RLlib's
+    ``MeanStdFilter(multi_agent=True)`` keeps one observation filter per agent.
+    """
 
     def __init__(
         self, input_observation_space=None, input_action_space=None, *, gamma: float = 0.99, **kwargs
     ):
         super().__init__(input_observation_space, input_action_space, **kwargs)
         self.gamma = gamma
-        self._stat: Stat = _empty()
-        self._base: Stat = _empty()
-        self._returns: dict[str, float] = {}  # episode id -> G
+        self._stats: dict[Any, Stat] = {}  # agent id -> statistics of G
+        self._bases: dict[Any, Stat] = {}  # agent id -> what this runner was last given
+        self._returns: dict[str, float] = {}  # (single-agent) episode id -> G
         self._seen_t: dict[str, int] = {}  # episode id -> last env step counted
 
     @override(ConnectorV2)
     def __call__(self, *, rl_module, batch, episodes, explore=None, shared_data=None, **kwargs) -> Any:
         # Called after every env step: Python floats per episode and one statistics
-        # update per call, then every episode gets the updated scale (as SB3's
-        # VecNormalize updates on all envs' returns, then scales).
-        returns: list[float] = []
+        # update per agent and call, then every episode gets its agent's updated scale
+        # (as SB3's VecNormalize updates on all envs' returns, then scales).
+        returns: dict[Any, list[float]] = {}
         visited = []
         for episode in self.single_agent_episode_iterator(episodes, agents_that_stepped_only=False):
             eid = episode.id_
             seen = self._seen_t.get(eid, episode.t_started)
             if episode.t > seen:
                 g = self._returns.get(eid, 0.0)
+                agent_returns = returns.setdefault(episode.agent_id, [])
                 for r in episode.get_rewards(slice(seen - episode.t_started, None)):
                     g = self.gamma * g + float(r)
-                    returns.append(g)
+                    agent_returns.append(g)
                 self._returns[eid], self._seen_t[eid] = g, episode.t
             visited.append(episode)
-        if returns:
-            self._stat = combine(self._stat, stat_of(returns))
-        scale = scale_of(self._stat)
+        for agent_id, agent_returns in returns.items():
+            self._stats[agent_id] = combine(self._stats.get(agent_id, _empty()), stat_of(agent_returns))
         for episode in visited:
-            episode.custom_data[REWARD_SCALE_KEY] = scale
+            episode.custom_data[REWARD_SCALE_KEY] = scale_of(self._stats.get(episode.agent_id, _empty()))
             if episode.is_done:
                 self._returns.pop(episode.id_, None)
                 self._seen_t.pop(episode.id_, None)
@@ -88,20 +92,36 @@ class DiscountedReturnStats(ConnectorV2):
 
     @override(ConnectorV2)
     def get_state(self, components=None, *, not_components=None, **kwargs) -> dict[str, Any]:
-        return {"stat": _encode(self._stat), "base": _encode(self._base), "gamma": self.gamma}
+        return {
+            "stat": {agent: _encode(stat) for agent, stat in self._stats.items()},
+            "base": {agent: _encode(stat) for agent, stat in self._bases.items()},
+            "gamma": self.gamma,
+        }
 
     @override(ConnectorV2)
     def set_state(self, state: dict[str, Any]) -> None:
-        self._stat = _decode(state["stat"])
-        self._base = self._stat  # new samples are measured from what we were given
+        self._stats = _decode_agents(state["stat"])
+        self._bases = dict(self._stats)  # new samples are measured from what we were given
 
     @override(ConnectorV2)
     def merge_states(self, states: list[dict[str, Any]]) -> dict[str, Any]:
-        merged = self._stat
+        merged = dict(self._stats)
         for state in states:
-            merged = combine(merged, subtract(_decode(state["stat"]), _decode(state["base"])))
-        self._stat = merged
-        return {"stat": _encode(merged), "base": _encode(merged), "gamma": self.gamma}
+            bases = _decode_agents(state["base"])
+            for agent, stat in _decode_agents(state["stat"]).items():
+                new = subtract(stat, bases.get(agent, _empty()))
+                merged[agent] = combine(merged.get(agent, _empty()), new)
+        self._stats = merged
+        encoded = {agent: _encode(stat) for agent, stat in merged.items()}
+        return {"stat": encoded, "base": dict(encoded), "gamma": self.gamma}
+
+
+def _decode_agents(data: dict | list) -> dict[Any, Stat]:
+    """Per-agent statistics; a checkpoint written before they were per agent holds one
+    ``[n, mean, m2]`` list, the single agent's (key None)."""
+    if isinstance(data, list):
+        return {None: _decode(data)}
+    return {agent: _decode(stat) for agent, stat in data.items()}
 
 
 class ScaleRewards(ConnectorV2):

@@ -21,6 +21,7 @@ from ray.rllib.core.rl_module.apis import InferenceOnlyAPI, ValueFunctionAPI
 from ray.rllib.core.rl_module.rl_module import RLModule
 from ray.rllib.core.rl_module.torch import TorchRLModule
 from ray.rllib.utils.annotations import override
+from ray.util import log_once
 from torch import Tensor, nn
 
 from rllib_trl.torch.distributions import TorchFullGaussian, pack
@@ -34,6 +35,11 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "init_std": 1.0,
     "min_std": 1e-4,
 }
+# RLlib 2.60's RLModule constructor builds a deprecated `RLModuleConfig` for every module
+# (its own PPO modules too) and logs "`RLModule(config=[RLModuleConfig object])` has been
+# deprecated" once per process although no user code passes one. Marked as logged here,
+# in every process that builds a TRPL module.
+log_once("RLModule(config=[RLModuleConfig object])")
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "silu": nn.SiLU}
 
 

@@ -123,7 +123,7 @@ class TRPLTorchLearner(PPOTorchLearner):
     @override(PPOTorchLearner)
     def build(self) -> None:
         super().build()
-        if self._learner_connector is not None and self.config.normalize_rewards:
+        if self._learner_connector is not None and self.config.rewards_normalized:
             self._learner_connector.insert_before(
                 GeneralAdvantageEstimation, ScaleRewards(clip=self.config.reward_clip)
             )

@@ -79,12 +79,13 @@ def test_discounted_return_stats_merge():
         for runner in runners:
             g = rng.normal(10.0, 3.0, 64)
             seen.append(g)
-            runner._stat = combine(runner._stat, (len(g), g.mean(), ((g - g.mean()) ** 2).sum()))
+            stat = runner._stats.get(None, (0, 0.0, 0.0))
+            runner._stats[None] = combine(stat, (len(g), g.mean(), ((g - g.mean()) ** 2).sum()))
         merged = local.merge_states([r.get_state() for r in runners])
         for r in [local, *runners]:
             r.set_state(merged)
     everything = np.concatenate(seen)
-    n, mean, m2 = merged["stat"]
+    n, mean, m2 = merged["stat"][None]
     assert n == len(everything)
     np.testing.assert_allclose(mean, everything.mean())
     np.testing.assert_allclose(m2 / n, everything.var())
@@ -128,7 +129,7 @@ def test_discounted_return_stats_follow_every_return():
                 pending[i].pop(0)
                 slots[i] = new_episode()
                 connector(rl_module=None, batch={}, episodes=[slots[i]])
-    n, mean, m2 = connector._stat
+    n, mean, m2 = connector._stats[None]
     assert n == sum(sum(q) for q in queues) == len(all_returns)
     np.testing.assert_allclose(mean, np.mean(all_returns), rtol=1e-12)
     np.testing.assert_allclose(m2 / n, np.var(all_returns), rtol=1e-12)

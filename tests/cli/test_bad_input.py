@@ -23,6 +23,9 @@ CASES = {
         GOOD + "  config: {env_config: {no_such_kwarg: 1}}\n",
         "could not be created with env_config",
     ),
+    "framework_tf": (GOOD + "  config: {framework: tf}\n", "'framework' is 'tf'; this installation"),
+    "mujoco_v2_env": ("x:\n  run: TRPL\n  env: HalfCheetah-v2\n", "use 'HalfCheetah-v5'"),
+    "old_stack_model_option": (GOOD + "  config: {model: {use_lstm: true}}\n", "'model.use_lstm'"),
     "discrete_actions": ("x:\n  run: TRPL\n  env: CartPole-v1\n", "needs continuous (Box) actions"),
     "bad_grid_value": (
         GOOD + "  config: {mean_bound: {grid_search: [0.1, -1.0]}}\n",

@@ -65,6 +65,26 @@ def test_two_iterations_old_stack(ray_local, env, projection):
         algo.stop()
 
 
+def test_default_config_trains_on_old_stack(ray_local):
+    """A user switching stacks keeps TRPLConfig's defaults: reward normalisation, on by
+    default for the new stack, follows the stack (off here) instead of failing."""
+    config = (
+        TRPLConfig()
+        .api_stack(enable_rl_module_and_learner=False, enable_env_runner_and_connector_v2=False)
+        .environment("Pendulum-v1")
+        .env_runners(num_env_runners=0, num_envs_per_env_runner=1, rollout_fragment_length=256)
+        .training(train_batch_size=256, minibatch_size=64, num_epochs=1)
+    )
+    assert config.normalize_rewards is None and not config.rewards_normalized
+    assert TRPLConfig().rewards_normalized  # the new stack's default
+    algo = config.build_algo()
+    try:
+        stats = algo.train()["info"]["learner"]["default_policy"]["learner_stats"]
+        assert float(stats["kl_max"]) <= (config.mean_bound + config.cov_bound) * SLACK
+    finally:
+        algo.stop()
+
+
 @pytest.mark.parametrize(
     "change, key",
     [

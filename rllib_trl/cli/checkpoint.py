@@ -1,0 +1,65 @@
+"""Reading an RLlib algorithm checkpoint without building the algorithm (no EnvRunners,
+no Ray instance): its config, its RL modules and its connector pipelines."""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ray.rllib.connectors.env_to_module.mean_std_filter import MeanStdFilter
+from ray.rllib.core.rl_module.rl_module import RLModule
+from ray.rllib.utils.checkpoints import Checkpointable
+
+from rllib_trl.cli.errors import UsageError
+
+MODULES_DIR = Path("learner_group", "learner", "rl_module")
+
+
+@dataclass
+class Checkpoint:
+    """An algorithm checkpoint's pieces, with the observation filter frozen."""
+
+    path: Path
+    config: Any  # the AlgorithmConfig, or Tune's config dict
+    modules: dict[str, RLModule]
+    env_to_module: Any
+    module_to_env: Any
+
+    def setting(self, key: str, default: Any = None) -> Any:
+        """A config value, whether the config was pickled as an object or a dict."""
+        if isinstance(self.config, dict):
+            return self.config.get(key, default)
+        return getattr(self.config, key, default)
+
+    @property
+    def env_spec(self) -> tuple[Any, dict]:
+        return self.setting("env"), dict(self.setting("env_config") or {})
+
+    def observation_filter(self) -> MeanStdFilter | None:
+        return next((p for p in self.env_to_module.connectors if isinstance(p, MeanStdFilter)), None)
+
+
+def _config(path: Path) -> Any:
+    with open(path / "class_and_ctor_args.pkl", "rb") as f:
+        data = pickle.load(f)
+    args, kwargs = data["ctor_args_and_kwargs"]
+    return kwargs.get("config") if kwargs else args[0]
+
+
+def load_checkpoint(checkpoint: str) -> Checkpoint:
+    path = Path(checkpoint).expanduser()
+    if not (path / "rllib_checkpoint.json").is_file():
+        raise UsageError(f"not an RLlib algorithm checkpoint (no rllib_checkpoint.json): {checkpoint}")
+    import rllib_trl  # noqa: F401  (classes the pickles refer to)
+
+    module_dirs = sorted(p for p in (path / MODULES_DIR).iterdir() if p.is_dir())
+    modules = {p.name: RLModule.from_checkpoint(str(p)) for p in module_dirs}
+    env_to_module = Checkpointable.from_checkpoint(str(path / "env_runner" / "env_to_module_connector"))
+    module_to_env = Checkpointable.from_checkpoint(str(path / "env_runner" / "module_to_env_connector"))
+    loaded = Checkpoint(path, _config(path), modules, env_to_module, module_to_env)
+    obs_filter = loaded.observation_filter()
+    if obs_filter is not None:
+        obs_filter._update_stats = False  # act with the training statistics, frozen
+    return loaded

@@ -1,0 +1,106 @@
+"""RLlib's classic YAML keys translated to Ray 2.60's names (no Ray instance needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from rllib_trl.cli.classic import EVAL_SYNC, EXACT_FILTER, translate_config, translate_stop
+from rllib_trl.cli.errors import UsageError
+
+# The config of RLlib's own tuned_examples/ppo/pendulum-ppo.yaml (Ray 1.x / 2.x format).
+PENDULUM_PPO = {
+    "framework": "torch",
+    "train_batch_size": 512,
+    "vf_clip_param": 10.0,
+    "num_workers": 0,
+    "num_envs_per_worker": 20,
+    "lambda": 0.1,
+    "gamma": 0.95,
+    "lr": 0.0003,
+    "sgd_minibatch_size": 64,
+    "num_sgd_iter": 6,
+    "model": {"fcnet_hiddens": [256, 256]},
+    "observation_filter": "MeanStdFilter",
+}
+
+
+def _translate(config, run="PPO"):
+    notes: list[str] = []
+    return translate_config(config, run, notes.append), notes
+
+
+def test_pendulum_ppo_classic_config():
+    out, notes = _translate(PENDULUM_PPO)
+    assert out == {
+        "train_batch_size": 512,
+        "vf_clip_param": 10.0,
+        "num_env_runners": 0,
+        "num_envs_per_env_runner": 20,
+        "lambda_": 0.1,
+        "gamma": 0.95,
+        "lr": 0.0003,
+        "minibatch_size": 64,
+        "num_epochs": 6,
+        "model_config": {"fcnet_hiddens": [256, 256]},
+        "env_to_module_connector": EXACT_FILTER,
+        "callbacks_class": EVAL_SYNC,
+    }
+    # one note per translated PPO-era name; `lambda` and `framework` are RLlib's own dict keys
+    assert len(notes) == 6
+    for old in ("num_workers", "num_envs_per_worker", "sgd_minibatch_size", "num_sgd_iter"):
+        assert sum(f"'{old}'" in n for n in notes) == 1
+    assert any(n.startswith("observation_filter: MeanStdFilter") for n in notes)
+    assert any(n.startswith("model: ") for n in notes)
+
+
+def test_trpl_classic_config():
+    config = {
+        "num_workers": 1,
+        "observation_filter": "NoFilter",
+        "model": {"fcnet_hiddens": [32, 32], "free_log_std": True, "vf_share_layers": False},
+        "num_envs_per_worker": {"grid_search": [2, 4]},
+    }
+    out, _ = _translate(config, run="TRPL")
+    assert out == {
+        "num_env_runners": 1,
+        "normalize_observations": False,
+        "model_config": {"fcnet_hiddens": [32, 32], "contextual_std": False},
+        "num_envs_per_env_runner": {"grid_search": [2, 4]},
+    }
+
+
+def test_old_stack_keeps_classic_filter_and_model():
+    config = {"enable_rl_module_and_learner": False, "observation_filter": "MeanStdFilter", "model": {"x": 1}}
+    out, notes = _translate(config)
+    assert out == config and notes == []
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"framework": "tf"}, "config key 'framework' is 'tf'; this installation runs framework: torch"),
+        ({"framework": "tf2"}, "'framework' is 'tf2'"),
+        ({"observation_filter": "ConcurrentMeanStdFilter"}, "use MeanStdFilter or NoFilter"),
+        ({"model": {"use_lstm": True}}, "config key 'model.use_lstm' is an old-API-stack model option"),
+        ({"num_workers": 1, "num_env_runners": 2}, "config key 'num_env_runners' is given twice"),
+    ],
+)
+def test_what_cannot_run_is_named(config, message):
+    with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        _translate(config)
+
+
+def test_trpl_rejects_shared_value_layers():
+    with pytest.raises(UsageError, match="model.vf_share_layers"):
+        _translate({"model": {"vf_share_layers": True}}, run="TRPL")
+
+
+def test_stop_keys():
+    notes: list[str] = []
+    stop = {"timesteps_total": 400000, "episode_reward_mean": -500, "training_iteration": 10}
+    assert translate_stop(stop, notes.append) == {
+        "num_env_steps_sampled_lifetime": 400000,
+        "env_runners/episode_return_mean": -500,
+        "training_iteration": 10,
+    }
+    assert len(notes) == 2
