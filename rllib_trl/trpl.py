@@ -332,13 +332,14 @@ class TRPLConfig(PPOConfig):
     def _validate_env(self) -> None:
         """Fail at build time, with the key named, for a missing env or discrete actions."""
         space = self.action_space
-        if isinstance(self.env, str) and space is None:
+        if isinstance(self.env, (str, type)) and space is None:
             try:
                 space = env_action_space(self.env, self.env_config)
             except EnvNotFound as err:
                 self._value_error(f"TRPLConfig: `env` {err}")
                 return
-        if space is not None and not isinstance(space, gym.spaces.Box):
+        spaces = space.values() if isinstance(space, gym.spaces.Dict) else [space]  # per agent
+        if space is not None and not all(isinstance(s, gym.spaces.Box) for s in spaces):
             self._bad("env", f"has action space {space}", "TRPL needs continuous (Box) actions")
 
 

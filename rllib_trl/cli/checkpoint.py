@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from ray.rllib.connectors.env_to_module.mean_std_filter import MeanStdFilter
+from ray.rllib.core import DEFAULT_MODULE_ID
+from ray.rllib.core.rl_module.multi_rl_module import MultiRLModule
 from ray.rllib.core.rl_module.rl_module import RLModule
 from ray.rllib.utils.checkpoints import Checkpointable
 
@@ -23,9 +25,17 @@ class Checkpoint:
 
     path: Path
     config: Any  # the AlgorithmConfig, or Tune's config dict
-    modules: dict[str, RLModule]
+    multi_module: MultiRLModule
     env_to_module: Any
     module_to_env: Any
+
+    @property
+    def modules(self) -> dict[str, RLModule]:
+        return dict(self.multi_module.items())
+
+    @property
+    def multi_agent(self) -> bool:
+        return list(self.multi_module.keys()) != [DEFAULT_MODULE_ID]
 
     def setting(self, key: str, default: Any = None) -> Any:
         """A config value, whether the config was pickled as an object or a dict."""
@@ -42,8 +52,14 @@ class Checkpoint:
 
 
 def _config(path: Path) -> Any:
-    with open(path / "class_and_ctor_args.pkl", "rb") as f:
-        data = pickle.load(f)
+    try:
+        with open(path / "class_and_ctor_args.pkl", "rb") as f:
+            data = pickle.load(f)
+    except (ImportError, AttributeError) as err:
+        raise UsageError(
+            f"cannot read the checkpoint's config ({err}): the classes and functions the training "
+            "script used (env, callbacks, mapping function) must be importable here"
+        ) from None
     args, kwargs = data["ctor_args_and_kwargs"]
     return kwargs.get("config") if kwargs else args[0]
 
@@ -54,11 +70,10 @@ def load_checkpoint(checkpoint: str) -> Checkpoint:
         raise UsageError(f"not an RLlib algorithm checkpoint (no rllib_checkpoint.json): {checkpoint}")
     import rllib_trl  # noqa: F401  (classes the pickles refer to)
 
-    module_dirs = sorted(p for p in (path / MODULES_DIR).iterdir() if p.is_dir())
-    modules = {p.name: RLModule.from_checkpoint(str(p)) for p in module_dirs}
+    multi_module = MultiRLModule.from_checkpoint(str(path / MODULES_DIR))
     env_to_module = Checkpointable.from_checkpoint(str(path / "env_runner" / "env_to_module_connector"))
     module_to_env = Checkpointable.from_checkpoint(str(path / "env_runner" / "module_to_env_connector"))
-    loaded = Checkpoint(path, _config(path), modules, env_to_module, module_to_env)
+    loaded = Checkpoint(path, _config(path), multi_module, env_to_module, module_to_env)
     obs_filter = loaded.observation_filter()
     if obs_filter is not None:
         obs_filter._update_stats = False  # act with the training statistics, frozen

@@ -12,7 +12,7 @@ from ray.tune.registry import get_trainable_cls
 from rllib_trl.cli.errors import UsageError
 from rllib_trl.cli.experiment import Experiment
 from rllib_trl.cli.search_space import representatives
-from rllib_trl.env_check import EnvNotFound, env_action_space
+from rllib_trl.env_check import EnvNotFound, env_action_space, env_class
 
 # Classic config-dict keys that AlgorithmConfig handles without an attribute of that name.
 DICT_ONLY_KEYS = {"env", "model", "multiagent", "optimizer", "callbacks_class", "exploration_config"}
@@ -22,19 +22,27 @@ CALLABLE_KEYS = {"env_to_module_connector", "module_to_env_connector", "learner_
 PRIVATE_KEYS = {"env_to_module_connector", "module_to_env_connector", "learner_connector", "model_config"}
 
 
+def _import_callable(key: str, value: Any) -> Any:
+    """``"package.module:function"`` -> the function (other values pass through)."""
+    if not isinstance(value, str):
+        return value
+    module_name, _, attr = value.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError, ValueError):
+        raise UsageError(
+            f"config key '{key}': cannot import {value!r}; write 'package.module:function'"
+        ) from None
+
+
 def resolve_callables(config: dict[str, Any]) -> dict[str, Any]:
-    """Import "package.module:function" strings of :data:`CALLABLE_KEYS`."""
-    out = dict(config)
-    for key in CALLABLE_KEYS & set(config):
-        value = config[key]
-        if isinstance(value, str):
-            module_name, _, attr = value.partition(":")
-            try:
-                out[key] = getattr(importlib.import_module(module_name), attr)
-            except (ImportError, AttributeError, ValueError):
-                raise UsageError(
-                    f"config key '{key}': cannot import {value!r}; write 'package.module:function'"
-                ) from None
+    """Import "package.module:function" strings of :data:`CALLABLE_KEYS` and of
+    ``multiagent.policy_mapping_fn``."""
+    out = {k: (_import_callable(k, v) if k in CALLABLE_KEYS else v) for k, v in config.items()}
+    multiagent = out.get("multiagent")
+    if isinstance(multiagent, dict) and "policy_mapping_fn" in multiagent:
+        fn = _import_callable("multiagent.policy_mapping_fn", multiagent["policy_mapping_fn"])
+        out["multiagent"] = {**multiagent, "policy_mapping_fn": fn}
     # The config attributes behind these keys (and `model_config`, a read-only
     # property) carry a leading underscore.
     return {(f"_{k}" if k in PRIVATE_KEYS else k): v for k, v in out.items()}
@@ -106,6 +114,10 @@ def _validate(exp: Experiment) -> type:
             ) from None
     default = algo_cls.get_default_config()
     exp.config = resolve_callables(exp.config)
+    if isinstance(env, str) and env_class(env) is not None:
+        # RLlib 2.60's multi-agent EnvRunner makes a class-path `env` with gym.make and
+        # fails; the class itself works on every EnvRunner (and pickles by reference).
+        exp.config["env"] = env_class(env)
     for concrete in representatives(exp.config):
         _check_types(default, concrete)
         config = algo_cls.get_default_config()
