@@ -1,6 +1,6 @@
 """``rllib-trl plot``: return vs env steps (mean and 95% interval over trials) and the
-trust-region metrics against their bounds (mean and min–max range over trials), from Tune
-result folders, as one PNG.
+policy's real step per iteration against the bounds (mean and min–max range over
+trials; ``torch/policy_step.py``), from Tune result folders, as one PNG.
 
 Each RESULTS_DIR argument is one curve: every trial below it (a folder holding a
 ``result.json``) counts as one seed. ``result.json`` is read rather than ``progress.csv``,
@@ -22,6 +22,13 @@ import pandas as pd  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from rllib_trl.cli.errors import UsageError  # noqa: E402
+from rllib_trl.torch.policy_step import (  # noqa: E402
+    POLICY_STEP_COV_PART_MAX_KEY,
+    POLICY_STEP_KL_MAX_KEY,
+    POLICY_STEP_MEAN_PART_MAX_KEY,
+    POLICY_STEP_OUTSIDE_FRAC_KEY,
+    REFERENCE_BOUNDS,
+)
 
 STEPS = "num_env_steps_sampled_lifetime"
 RETURN = "env_runners/episode_return_mean"
@@ -29,11 +36,11 @@ EVAL_RETURN = "evaluation/env_runners/episode_return_mean"
 LEARNER = "learners/default_policy/"
 PANELS = [
     ("return", None, "episode return"),
-    ("kl_max", "kl", "KL(π̃ ‖ π_old), max over states"),
-    ("mean_constraint_max", "mean_bound", "mean constraint, max"),
-    ("cov_constraint_max", "cov_bound", "cov constraint, max"),
+    (POLICY_STEP_KL_MAX_KEY, "kl", "real step KL(π_next ‖ π_old), max over states"),
+    (POLICY_STEP_MEAN_PART_MAX_KEY, "mean_bound", "real step, mean part, max"),
+    (POLICY_STEP_COV_PART_MAX_KEY, "cov_bound", "real step, cov part, max"),
     ("entropy", None, "entropy of π̃"),
-    ("kl_mean", "kl", "KL(π̃ ‖ π_old), mean"),
+    (POLICY_STEP_OUTSIDE_FRAC_KEY, None, "real step, fraction of states outside the bounds"),
 ]
 # two-sided 95% Student-t quantiles, df = 1..10 (normal beyond)
 T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228]
@@ -134,11 +141,20 @@ def plot_command(results: list[str], output: str) -> int:
 
 
 def _bound(params: dict, bound: str | None) -> float | None:
-    if bound is None or params.get("projection") in (None, "none"):
+    """The bound a panel's metric is compared with: TRPL's own, or for other algorithms
+    (the PPO baselines) their ``learner_config_dict`` reference bounds (TRPL's defaults).
+    The KL panel has one only where the bounds are stated in KL."""
+    if bound is None:
         return None
+    projection = params.get("projection")
+    bounds = (
+        params
+        if projection is not None
+        else {**REFERENCE_BOUNDS, **(params.get("learner_config_dict") or {})}
+    )
     if bound == "kl":
-        if params.get("projection") != "kl":
+        if projection not in (None, "kl", "none"):
             return None
-        return float(params.get("mean_bound", math.nan)) + float(params.get("cov_bound", math.nan))
-    value = params.get(bound)
+        return float(bounds.get("mean_bound", math.nan)) + float(bounds.get("cov_bound", math.nan))
+    value = bounds.get(bound)
     return float(value) if isinstance(value, (int, float)) else None

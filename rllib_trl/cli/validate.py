@@ -17,9 +17,21 @@ from rllib_trl.env_check import EnvNotFound, env_action_space, env_class
 # Classic config-dict keys that AlgorithmConfig handles without an attribute of that name.
 DICT_ONLY_KEYS = {"env", "model", "multiagent", "optimizer", "callbacks_class", "exploration_config"}
 # Keys that take a callable; in YAML they are written "package.module:function".
-CALLABLE_KEYS = {"env_to_module_connector", "module_to_env_connector", "learner_connector", "callbacks_class"}
+CALLABLE_KEYS = {
+    "env_to_module_connector",
+    "module_to_env_connector",
+    "learner_connector",
+    "callbacks_class",
+    "learner_class",
+}
 # ... of which these are stored under a leading underscore (as is `model_config`).
-PRIVATE_KEYS = {"env_to_module_connector", "module_to_env_connector", "learner_connector", "model_config"}
+PRIVATE_KEYS = {
+    "env_to_module_connector",
+    "module_to_env_connector",
+    "learner_connector",
+    "model_config",
+    "learner_class",
+}
 
 
 def _import_callable(key: str, value: Any) -> Any:

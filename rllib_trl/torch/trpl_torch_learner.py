@@ -31,6 +31,7 @@ from torch import Tensor
 from rllib_trl.connectors.reward_scaling import ScaleRewards
 from rllib_trl.projections import entropy, entropy_bound
 from rllib_trl.torch.distributions import unpack
+from rllib_trl.torch.policy_step import PolicyStepLearner
 from rllib_trl.torch.trpl_loss import (
     ENTROPY_BOUND_KEY,
     TRUST_REGION_LOSS_KEY,
@@ -117,8 +118,11 @@ def shares_optimizer(config) -> bool:
     return config.vf_lr == config.lr and not global_clip
 
 
-class TRPLTorchLearner(PPOTorchLearner):
-    """PPO's learner machinery (GAE connector, epochs, minibatches) with TRPL's loss."""
+class TRPLTorchLearner(PolicyStepLearner, PPOTorchLearner):
+    """PPO's learner machinery (GAE connector, epochs, minibatches) with TRPL's loss;
+    the policy's real step logged after each update (``policy_step.py``)."""
+
+    logs_policy_step_itself = True  # after the std write-back below
 
     @override(PPOTorchLearner)
     def build(self) -> None:
@@ -273,6 +277,7 @@ class TRPLTorchLearner(PPOTorchLearner):
             if module.contextual_std or module_id not in self._old_scale:
                 continue
             self._copy_projected_scale(module_id, module)
+        self.log_policy_step()  # of the policy the EnvRunners get next
 
     @torch.no_grad()
     def _copy_projected_scale(self, module_id: ModuleID, module) -> None:

@@ -59,7 +59,15 @@ def test_train_evaluate_plot(tmp_path):
     acc = EventAccumulator(str(events[0]))
     acc.Reload()
     tags = set(acc.Tags()["scalars"])
-    for metric in ("kl_max", "mean_constraint_max", "cov_constraint_max", "trust_region_loss", "entropy"):
+    for metric in (
+        "kl_max",
+        "mean_constraint_max",
+        "cov_constraint_max",
+        "trust_region_loss",
+        "entropy",
+        "policy_step_kl_max",
+        "policy_step_outside_frac",
+    ):
         assert any(tag.endswith(f"learners/default_policy/{metric}") for tag in tags), metric
 
     evaluated = _cli("evaluate", str(checkpoints[-1]), "--episodes", "2")

@@ -16,7 +16,7 @@ FILES = sorted(ROOT.rglob("*.yaml"))
 def test_examples_exist_for_every_env_and_measure():
     names = {p.stem for p in FILES}
     for env in ("hopper", "halfcheetah", "walker2d", "ant", "humanoid"):
-        for variant in ("trpl-kl", "trpl-w2", "trpl-frob", "ppo"):
+        for variant in ("trpl-kl", "trpl-w2", "trpl-frob", "ppo", "ppo-matched"):
             assert f"{env}-{variant}" in names
 
 
