@@ -48,14 +48,19 @@ class ActionMapping:
     unsquash: bool  # config.normalize_actions and the Box is bounded
     clip: bool  # config.clip_actions
 
+    dtype: np.dtype = np.dtype(np.float32)
+
     @classmethod
     def of(cls, space: gym.spaces.Box, normalize_actions: bool, clip_actions: bool) -> ActionMapping:
+        """RLlib's NormalizeAndClipActions: with ``normalize_actions`` it unsquashes (a
+        bounded float Box only) and never clips; otherwise it clips if ``clip_actions``."""
         bounded = bool(np.all(space.bounded_below) and np.all(space.bounded_above))
         return cls(
             low=np.asarray(space.low, dtype=np.float64),
             high=np.asarray(space.high, dtype=np.float64),
             unsquash=normalize_actions and bounded and space.dtype in (np.float32, np.float64),
-            clip=clip_actions,
+            clip=clip_actions and not normalize_actions,
+            dtype=np.dtype(space.dtype),
         )
 
 
@@ -84,6 +89,7 @@ class DeployablePolicy(nn.Module):
         self.register_buffer("high", torch.as_tensor(actions.high, dtype=torch.float32))
         self.unsquash = actions.unsquash
         self.clip = actions.clip
+        self.action_dtype = torch.from_numpy(np.zeros(0, dtype=actions.dtype)).dtype
 
     def forward(self, obs: Tensor) -> Tensor:
         x = obs
@@ -103,7 +109,7 @@ class DeployablePolicy(nn.Module):
             action = torch.minimum(torch.maximum(action, self.low), self.high)
         elif self.clip:
             action = torch.minimum(torch.maximum(action, self.low), self.high)
-        return action
+        return action.to(self.action_dtype)
 
 
 def export_policy(policy: DeployablePolicy, obs_space: gym.spaces.Box, path: Path) -> None:

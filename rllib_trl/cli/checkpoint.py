@@ -47,6 +47,16 @@ class Checkpoint:
     def env_spec(self) -> tuple[Any, dict]:
         return self.setting("env"), dict(self.setting("env_config") or {})
 
+    def policy_of(self, agent_id: Any) -> str:
+        """The module ``policy_mapping_fn`` maps ``agent_id`` to (called without an episode)."""
+        try:
+            return self.setting("policy_mapping_fn")(agent_id, None)
+        except Exception as err:  # a mapping that reads the episode
+            raise UsageError(
+                f"policy_mapping_fn({agent_id!r}, episode=None) failed ({type(err).__name__}); "
+                "this needs a mapping from the agent id alone"
+            ) from None
+
     def observation_filter(self) -> MeanStdFilter | None:
         return next((p for p in self.env_to_module.connectors if isinstance(p, MeanStdFilter)), None)
 
@@ -55,6 +65,8 @@ def _config(path: Path) -> Any:
     try:
         with open(path / "class_and_ctor_args.pkl", "rb") as f:
             data = pickle.load(f)
+    except FileNotFoundError:
+        raise UsageError(f"not a whole algorithm checkpoint (no class_and_ctor_args.pkl): {path}") from None
     except (ImportError, AttributeError) as err:
         raise UsageError(
             f"cannot read the checkpoint's config ({err}): the classes and functions the training "

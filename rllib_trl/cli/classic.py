@@ -1,16 +1,19 @@
 """RLlib's classic YAML, as RLlib 2.x users wrote it, translated to Ray 2.60's names.
 
-RLlib's own ``AlgorithmConfig.update_from_dict`` accepts its dict keys (``lambda``,
+RLlib's own ``AlgorithmConfig.update_from_dict`` translates its dict keys (``lambda``,
 ``num_workers``, ``framework``, ``callbacks``, ...) but silently *sets and then ignores*
-the PPO-era names that Ray has since renamed (``sgd_minibatch_size: 64`` leaves the
+most PPO-era names that Ray has since renamed (``sgd_minibatch_size: 64`` leaves the
 minibatch at its default). Here each renamed key is translated, with one note line, and
 what cannot run with this installation stops with one line naming the replacement.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
+
+from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 
 from rllib_trl.cli.errors import UsageError
 
@@ -39,6 +42,7 @@ DICT_SPELLINGS = {
     "lambda": "lambda_",
     "callbacks": "callbacks_class",
     "custom_eval_function": "custom_evaluation_function",
+    "input": "input_",
 }
 # Old result keys in `stop:` -> the keys RLlib 2.60 reports.
 RENAMED_STOP_KEYS = {
@@ -51,7 +55,10 @@ RENAMED_STOP_KEYS = {
     "evaluation/episode_reward_mean": "evaluation/env_runners/episode_return_mean",
 }
 # ModelV2 `model:` keys with a new-stack `model_config` equivalent.
-MODEL_KEYS = {"fcnet_hiddens", "fcnet_activation", "vf_share_layers", "free_log_std"}
+# TRPL's RL module takes these (see trpl_rl_module.MODEL_DEFAULTS); RLlib's own modules
+# take every field of DefaultModelConfig.
+TRPL_MODEL_KEYS = {"fcnet_hiddens", "fcnet_activation", "vf_share_layers", "free_log_std"}
+RLLIB_MODEL_KEYS = {f.name for f in dataclasses.fields(DefaultModelConfig)}
 # The filter RLlib 2.60's own MeanStdFilter would be replaced by, for non-TRPL algorithms.
 EXACT_FILTER = "rllib_trl.connectors:observation_filter"
 EVAL_SYNC = "rllib_trl.eval_sync:SyncEvalObservationFilter"
@@ -74,8 +81,9 @@ def translate_config(config: dict[str, Any], run: str, note: Note) -> dict[str, 
         out[key] = value
     _framework(out)
     new_stack = out.get("enable_rl_module_and_learner", out.get("enable_env_runner_and_connector_v2", True))
-    if new_stack is not False:
+    if run == "TRPL" or new_stack is not False:  # TRPL sets the old stack's filter itself
         _observation_filter(out, run, note)
+    if new_stack is not False:
         _model(out, run, note)
     return out
 
@@ -94,13 +102,24 @@ def _observation_filter(config: dict[str, Any], run: str, note: Note) -> None:
     if name not in ("MeanStdFilter", "NoFilter"):
         raise UsageError(f"config key 'observation_filter' is {name!r}; use MeanStdFilter or NoFilter")
     if run == "TRPL":
-        config.setdefault("normalize_observations", name == "MeanStdFilter")
+        if "normalize_observations" in config:
+            note(f"observation_filter: {name} ignored: normalize_observations is set")
+            return
+        config["normalize_observations"] = name == "MeanStdFilter"
         note(f"observation_filter: {name} -> normalize_observations: {config['normalize_observations']}")
     elif name == "MeanStdFilter":
-        if "env_to_module_connector" not in config:
-            config["env_to_module_connector"] = EXACT_FILTER
-            config.setdefault("callbacks_class", EVAL_SYNC)
-            note(f"observation_filter: MeanStdFilter -> env_to_module_connector: {EXACT_FILTER}")
+        if "env_to_module_connector" in config:
+            note("observation_filter: MeanStdFilter ignored: env_to_module_connector is set")
+            return
+        config["env_to_module_connector"] = EXACT_FILTER
+        note(f"observation_filter: MeanStdFilter -> env_to_module_connector: {EXACT_FILTER}")
+        if "callbacks_class" in config:
+            note(
+                f"evaluation normalises with empty statistics unless callbacks_class calls "
+                f"rllib_trl.eval_sync.sync_eval_observation_filter (as {EVAL_SYNC} does)"
+            )
+        else:
+            config["callbacks_class"] = EVAL_SYNC
 
 
 def _model(config: dict[str, Any], run: str, note: Note) -> None:
@@ -108,12 +127,13 @@ def _model(config: dict[str, Any], run: str, note: Note) -> None:
     model = config.get("model")
     if not isinstance(model, dict) or not model:
         return
-    unknown = sorted(set(model) - MODEL_KEYS)
+    known = TRPL_MODEL_KEYS if run == "TRPL" else RLLIB_MODEL_KEYS
+    unknown = sorted(set(model) - known)
     if unknown:
         raise UsageError(
-            f"config key 'model.{unknown[0]}' is an old-API-stack model option; on the new stack "
-            f"use model_config (keys: {sorted(MODEL_KEYS)}), or switch to the old stack "
-            "with enable_rl_module_and_learner: false"
+            f"config key 'model.{unknown[0]}' has no equivalent in {run}'s new-stack model_config "
+            f"(keys: {sorted(known) if run == 'TRPL' else 'DefaultModelConfig fields'}); "
+            "remove it, or switch to the old stack with enable_rl_module_and_learner: false"
         )
     del config["model"]
     translated = dict(model)

@@ -137,10 +137,9 @@ def _evaluate_multi_agent(loaded: Checkpoint, episodes: int, seed: int) -> None:
         f"{env_name(loaded.env_spec[0])}: deterministic return (all agents) {np.mean(totals):.1f} ± "
         f"{np.std(totals):.1f} over {episodes} episode(s)"
     )
-    mapping = loaded.setting("policy_mapping_fn")
     for aid in per_agent[0]:
         values = [r[aid] for r in per_agent]
-        print(f"  agent {aid} (policy {mapping(aid, None)}): {np.mean(values):.1f} ± {np.std(values):.1f}")
+        print(f"  agent {aid} (policy {loaded.policy_of(aid)}): {np.mean(values):.1f} ± {np.std(values):.1f}")
 
 
 def evaluate_command(checkpoint: str, *, episodes: int, video: str | None, seed: int) -> int:

@@ -129,23 +129,20 @@ def apply_overrides(
     stop: dict[str, Any],
     num_samples: int | None,
     storage_path: str | None,
+    note: Note,
 ) -> Experiment:
-    """Command-line values win over the file's (``--config`` merges keys)."""
-    exp.config.update(config)
+    """Command-line values win over the file's (``--config`` merges keys). The file's
+    classic keys and then the command line's are first put in Ray 2.60's names
+    (``num_workers`` -> ``num_env_runners``, ...), so that either spelling overrides."""
+    exp.config = translate_config(exp.config, exp.run, note)
+    exp.stop = translate_stop(exp.stop, note)
+    exp.config.update(translate_config(config, exp.run, note))
     if stop:
-        exp.stop = stop
+        exp.stop = translate_stop(stop, note)
     if num_samples is not None:
         if num_samples < 1:
             raise UsageError(f"--num-samples must be >= 1, got {num_samples}")
         exp.num_samples = num_samples
     if storage_path is not None:
         exp.storage_path = storage_path
-    return exp
-
-
-def translate_classic(exp: Experiment, note: Note) -> Experiment:
-    """RLlib 2.x's classic keys (``num_workers``, ``sgd_minibatch_size``,
-    ``observation_filter``, stop ``timesteps_total``, ...) in Ray 2.60's names."""
-    exp.config = translate_config(exp.config, exp.run, note)
-    exp.stop = translate_stop(exp.stop, note)
     return exp

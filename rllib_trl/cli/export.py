@@ -51,17 +51,9 @@ def export_targets(loaded: Checkpoint, output: str) -> list[tuple[Path, str, obj
     obs_filter = loaded.observation_filter()
     if obs_filter is None or not obs_filter._filters:
         return [(out.with_name(f"{out.stem}_{mid}{out.suffix}"), mid, None) for mid in loaded.modules]
-    mapping = loaded.setting("policy_mapping_fn")
     agents_of: dict[str, list] = {}
     for agent_id in obs_filter._filters:
-        try:
-            module_id = mapping(agent_id, None)
-        except Exception as err:  # a mapping that reads the episode
-            raise UsageError(
-                f"policy_mapping_fn({agent_id!r}, episode=None) failed ({type(err).__name__}); "
-                "export needs a mapping from the agent id alone"
-            ) from None
-        agents_of.setdefault(module_id, []).append(agent_id)
+        agents_of.setdefault(loaded.policy_of(agent_id), []).append(agent_id)
     targets = []
     for module_id, agents in sorted(agents_of.items()):
         for agent_id in agents:

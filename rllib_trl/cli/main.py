@@ -57,9 +57,11 @@ def _train(args: argparse.Namespace) -> int:
         apply_overrides,
         load_experiments,
         parse_json_arg,
-        translate_classic,
     )
     from rllib_trl.cli.train import run_experiment
+
+    def note(line: str) -> None:
+        print(f"{program_name()}: note: {line}")
 
     config = parse_json_arg("--config", args.config)
     stop = parse_json_arg("--stop", args.stop)
@@ -81,9 +83,13 @@ def _train(args: argparse.Namespace) -> int:
     code = 0
     for exp in experiments:
         exp = apply_overrides(
-            exp, config=config, stop=stop, num_samples=args.num_samples, storage_path=args.storage_path
+            exp,
+            config=config,
+            stop=stop,
+            num_samples=args.num_samples,
+            storage_path=args.storage_path,
+            note=note,
         )
-        exp = translate_classic(exp, note=lambda line: print(f"{program_name()}: note: {line}"))
         code = max(code, run_experiment(exp, address=args.address, resume=args.resume))
     return code
 

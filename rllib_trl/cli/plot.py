@@ -10,7 +10,6 @@ whose columns are fixed by the first row (evaluation results appear later).
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import matplotlib
@@ -146,15 +145,13 @@ def _bound(params: dict, bound: str | None) -> float | None:
     The KL panel has one only where the bounds are stated in KL."""
     if bound is None:
         return None
-    projection = params.get("projection")
-    bounds = (
-        params
-        if projection is not None
-        else {**REFERENCE_BOUNDS, **(params.get("learner_config_dict") or {})}
-    )
+    # params.json holds the YAML's keys only: TRPL's defaults (KL) and, for algorithms
+    # without bounds (PPO), the reference ones from learner_config_dict fill the rest.
+    projection = params.get("projection", "kl")
+    bounds = {**REFERENCE_BOUNDS, **(params.get("learner_config_dict") or {}), **params}
     if bound == "kl":
-        if projection not in (None, "kl", "none"):
+        if projection not in ("kl", "none"):
             return None
-        return float(bounds.get("mean_bound", math.nan)) + float(bounds.get("cov_bound", math.nan))
+        return float(bounds["mean_bound"]) + float(bounds["cov_bound"])
     value = bounds.get(bound)
     return float(value) if isinstance(value, (int, float)) else None

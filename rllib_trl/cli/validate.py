@@ -126,10 +126,11 @@ def _validate(exp: Experiment) -> type:
             ) from None
     default = algo_cls.get_default_config()
     exp.config = resolve_callables(exp.config)
-    if isinstance(env, str) and env_class(env) is not None:
-        # RLlib 2.60's multi-agent EnvRunner makes a class-path `env` with gym.make and
-        # fails; the class itself works on every EnvRunner (and pickles by reference).
-        exp.config["env"] = env_class(env)
+    # RLlib 2.60's multi-agent EnvRunner makes a class-path `env` with gym.make and fails;
+    # the class itself works on every EnvRunner (and pickles by reference).
+    found = env_class(env) if isinstance(env, str) else None
+    if found is not None:
+        exp.config["env"] = found
     for concrete in representatives(exp.config):
         _check_types(default, concrete)
         config = algo_cls.get_default_config()

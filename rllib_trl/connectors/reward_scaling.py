@@ -70,24 +70,30 @@ class DiscountedReturnStats(ConnectorV2):
         # (as SB3's VecNormalize updates on all envs' returns, then scales).
         returns: dict[Any, list[float]] = {}
         visited = []
-        for episode in self.single_agent_episode_iterator(episodes, agents_that_stepped_only=False):
-            eid = episode.id_
-            seen = self._seen_t.get(eid, episode.t_started)
-            if episode.t > seen:
-                g = self._returns.get(eid, 0.0)
-                agent_returns = returns.setdefault(episode.agent_id, [])
-                for r in episode.get_rewards(slice(seen - episode.t_started, None)):
-                    g = self.gamma * g + float(r)
-                    agent_returns.append(g)
-                self._returns[eid], self._seen_t[eid] = g, episode.t
-            visited.append(episode)
+        for top in episodes:  # single-agent episodes, or multi-agent ones holding them
+            agent_episodes = list(self.single_agent_episode_iterator([top], agents_that_stepped_only=False))
+            for episode in agent_episodes:
+                eid = episode.id_
+                seen = self._seen_t.get(eid, episode.t_started)
+                if episode.t > seen:
+                    g = self._returns.get(eid, 0.0)
+                    agent_returns = returns.setdefault(episode.agent_id, [])
+                    for r in episode.get_rewards(slice(seen - episode.t_started, None)):
+                        g = self.gamma * g + float(r)
+                        agent_returns.append(g)
+                    self._returns[eid], self._seen_t[eid] = g, episode.t
+                if episode.is_done:
+                    self._returns.pop(eid, None)
+                visited.append(episode)
+            if top.is_done:
+                # Only now: an agent that finished early is still visited while the others
+                # play on, and must not be counted again from its start.
+                for episode in agent_episodes:
+                    self._seen_t.pop(episode.id_, None)
         for agent_id, agent_returns in returns.items():
             self._stats[agent_id] = combine(self._stats.get(agent_id, _empty()), stat_of(agent_returns))
         for episode in visited:
             episode.custom_data[REWARD_SCALE_KEY] = scale_of(self._stats.get(episode.agent_id, _empty()))
-            if episode.is_done:
-                self._returns.pop(episode.id_, None)
-                self._seen_t.pop(episode.id_, None)
         return batch
 
     @override(ConnectorV2)

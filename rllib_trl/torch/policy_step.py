@@ -123,9 +123,15 @@ class PolicyStepLearner(TorchLearner):
             module = self.module[module_id]
             module = module.unwrapped() if hasattr(module, "unwrapped") else module
             full = bool(getattr(module, "full", False))
-            out = module.forward_exploration({Columns.OBS: module_batch[Columns.OBS]})
+            obs, old_inputs = module_batch[Columns.OBS], module_batch[Columns.ACTION_DIST_INPUTS]
+            mask = module_batch.get(Columns.LOSS_MASK)
+            if mask is not None:
+                # RLlib appends one bootstrap row per episode chunk (the last observation,
+                # with the previous row's action_dist_inputs) and masks it out of the loss.
+                obs, old_inputs = obs[mask], old_inputs[mask]
+            out = module.forward_exploration({Columns.OBS: obs})
             new = unpack(out[Columns.ACTION_DIST_INPUTS], full)
-            old = unpack(module_batch[Columns.ACTION_DIST_INPUTS], full)
+            old = unpack(old_inputs, full)
             step = StepMeasure.of(self.config.get_config_for_module(module_id))
             self.metrics.log_dict(policy_step_metrics(new, old, step, full), key=module_id, window=1)
         self._policy_step_batch = None

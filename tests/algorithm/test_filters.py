@@ -180,3 +180,38 @@ def test_two_env_runners_sync_exact_statistics(ray_local, tmp_path):
     assert n == len(observations)
     np.testing.assert_allclose(mean, observations.mean(0), rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(std, observations.std(0), rtol=1e-6, atol=1e-9)
+
+
+def test_discounted_return_stats_per_agent_with_staggered_ends():
+    """Two agents in one multi-agent episode; agent 0 terminates after 2 steps while agent 1
+    plays 5: each agent's statistics hold exactly its own returns, counted once."""
+    from ray.rllib.env.multi_agent_episode import MultiAgentEpisode
+
+    gamma = 0.9
+    connector = DiscountedReturnStats(gamma=gamma)
+    episode = MultiAgentEpisode()
+    obs = np.zeros(2, dtype=np.float32)
+    episode.add_env_reset(observations={0: obs, 1: obs}, infos={})
+    connector(rl_module=None, batch={}, episodes=[episode])
+    rewards = {0: [1.0, 2.0], 1: [0.5, -1.0, 3.0, 0.0, 2.0]}
+    for t in range(5):
+        acting = [a for a in (0, 1) if t < len(rewards[a])]
+        terminateds = {a: True for a in acting if t == len(rewards[a]) - 1}
+        episode.add_env_step(
+            observations={a: obs for a in acting},
+            actions=dict.fromkeys(acting, 0),
+            rewards={a: rewards[a][t] for a in acting},
+            terminateds={**terminateds, "__all__": t == 4},
+            truncateds={"__all__": False},
+        )
+        connector(rl_module=None, batch={}, episodes=[episode])
+    for agent_id, agent_rewards in rewards.items():
+        g, returns = 0.0, []
+        for r in agent_rewards:
+            g = gamma * g + r
+            returns.append(g)
+        n, mean, m2 = connector._stats[agent_id]
+        assert n == len(returns)
+        np.testing.assert_allclose(mean, np.mean(returns), rtol=1e-12)
+        np.testing.assert_allclose(m2 / n, np.var(returns), rtol=1e-12, atol=1e-12)
+    assert not connector._seen_t and not connector._returns  # the finished episode is forgotten

@@ -5,6 +5,7 @@ checkpointed and restored, evaluated and exported from the command line."""
 from __future__ import annotations
 
 import glob
+import math
 import os
 import subprocess
 import sys
@@ -29,8 +30,12 @@ class RecordingTwoPendulums(TwoPendulums):
         super().__init__(config)
         self.log_dir = config["log_dir"]
         self.seen: dict[int, list] = {0: [], 1: []}
+        # training EnvRunners only (indices 1, 2), not the driver's evaluation EnvRunner
+        self.recording = getattr(config, "worker_index", 0) > 0
 
     def _record(self, obs):
+        if not self.recording:
+            return
         for agent_id, o in obs.items():
             self.seen[agent_id].append(o)
         for agent_id, rows in self.seen.items():
@@ -60,6 +65,7 @@ def two_policy_config(env, log_dir: Path) -> TRPLConfig:
         .env_runners(num_env_runners=2, num_envs_per_env_runner=1)
         .multi_agent(policies={"p0", "p1"}, policy_mapping_fn=policy_of)
         .training(train_batch_size=400, minibatch_size=100, num_epochs=2)
+        .evaluation(evaluation_interval=1, evaluation_duration=1)
         .debugging(seed=0)
     )
 
@@ -79,7 +85,9 @@ def test_two_policies_train_normalise_per_agent_and_restore(ray_local, tmp_path)
             assert float(metrics["kl_max"]) <= (config.mean_bound + config.cov_bound) * SLACK
             assert float(metrics["mean_constraint_max"]) <= config.mean_bound * SLACK
             assert float(metrics["cov_constraint_max"]) <= config.cov_bound * SLACK
+        assert math.isfinite(result["evaluation"]["env_runners"]["episode_return_mean"])
         state = algo.env_runner_group.local_env_runner.get_state()["env_to_module_connector"]
+        evaluated = algo.eval_env_runner_group.local_env_runner.get_state()["env_to_module_connector"]
         checkpoint = algo.save(str(tmp_path / "checkpoint")).checkpoint.path
         weights = algo.get_module("p1").state_dict()
     finally:
@@ -97,6 +105,8 @@ def test_two_policies_train_normalise_per_agent_and_restore(ray_local, tmp_path)
         assert n == len(seen)
         np.testing.assert_allclose(mean, seen.mean(0), rtol=1e-6, atol=1e-9)
         np.testing.assert_allclose(std, seen.std(0), rtol=1e-6, atol=1e-9)
+        # evaluation normalised each agent with that agent's training statistics
+        assert _stats({None: evaluated["ExactMeanStdFilter"][agent_id]})[0] >= n > 0
     # ... and the discounted-return statistics are per agent too.
     assert set(state["DiscountedReturnStats"]["stat"]) == {0, 1}
 

@@ -87,8 +87,9 @@ def test_kl_defaults_step_is_reported_and_within_the_bounds_on_hopper(ray_local)
         assert all(math.isfinite(v) for v in values.values()), values
         # the std the EnvRunners get is the projection of the updated one: inside
         assert values[POLICY_STEP_COV_PART_MAX_KEY] <= config.cov_bound * (1 + 1e-6)
-        # the network's own mean is pulled back by the trust-region loss only; at the
-        # defaults on Hopper it stays inside too (about 1/15 of the bound here)
+        # the network's own mean is pulled back by the trust-region loss only; with this
+        # small batch (256 steps, 2 epochs) it stays inside (about 1/15 of the bound).
+        # The tuned examples' 2048 x 10 epochs leave it outside in many states (README).
         assert values[POLICY_STEP_MEAN_PART_MAX_KEY] <= config.mean_bound
         assert values[POLICY_STEP_OUTSIDE_FRAC_KEY] == 0.0
 

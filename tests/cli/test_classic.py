@@ -81,13 +81,28 @@ def test_old_stack_keeps_classic_filter_and_model():
         ({"framework": "tf"}, "config key 'framework' is 'tf'; this installation runs framework: torch"),
         ({"framework": "tf2"}, "'framework' is 'tf2'"),
         ({"observation_filter": "ConcurrentMeanStdFilter"}, "use MeanStdFilter or NoFilter"),
-        ({"model": {"use_lstm": True}}, "config key 'model.use_lstm' is an old-API-stack model option"),
+        ({"model": {"custom_model": "x"}}, "config key 'model.custom_model' has no equivalent in PPO's"),
         ({"num_workers": 1, "num_env_runners": 2}, "config key 'num_env_runners' is given twice"),
     ],
 )
 def test_what_cannot_run_is_named(config, message):
     with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
         _translate(config)
+
+
+def test_trpl_filter_key_on_both_stacks():
+    for stack in ({}, {"enable_rl_module_and_learner": False}):
+        out, notes = _translate({**stack, "observation_filter": "NoFilter"}, run="TRPL")
+        assert out == {**stack, "normalize_observations": False} and len(notes) == 1
+    out, notes = _translate({"observation_filter": "NoFilter", "normalize_observations": True}, run="TRPL")
+    assert out == {"normalize_observations": True} and "ignored" in notes[0]
+
+
+def test_trpl_model_keys_and_rllib_model_keys():
+    with pytest.raises(UsageError, match="model.use_lstm"):
+        _translate({"model": {"use_lstm": True}}, run="TRPL")
+    out, _ = _translate({"model": {"use_lstm": True, "fcnet_hiddens": [8]}}, run="PPO")
+    assert out == {"model_config": {"use_lstm": True, "fcnet_hiddens": [8]}}
 
 
 def test_trpl_rejects_shared_value_layers():
@@ -104,3 +119,22 @@ def test_stop_keys():
         "training_iteration": 10,
     }
     assert len(notes) == 2
+
+
+def test_command_line_overrides_a_classic_key():
+    """The file's ``num_workers: 1`` and ``--config '{"num_env_runners": 0}'``: the command
+    line wins whichever spelling either uses."""
+    from rllib_trl.cli.experiment import apply_overrides, experiment_from_spec
+
+    spec = {"run": "PPO", "env": "Pendulum-v1", "config": {"num_workers": 1, "sgd_minibatch_size": 32}}
+    for override in ({"num_env_runners": 0}, {"num_workers": 0}):
+        exp = apply_overrides(
+            experiment_from_spec("x", spec, "x.yaml"),
+            config=override,
+            stop={"timesteps_total": 10},
+            num_samples=None,
+            storage_path=None,
+            note=lambda line: None,
+        )
+        assert exp.config == {"env": "Pendulum-v1", "num_env_runners": 0, "minibatch_size": 32}
+        assert exp.stop == {"num_env_steps_sampled_lifetime": 10}
