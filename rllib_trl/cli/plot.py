@@ -32,7 +32,6 @@ from rllib_trl.torch.policy_step import (  # noqa: E402
 STEPS = "num_env_steps_sampled_lifetime"
 RETURN = "env_runners/episode_return_mean"
 EVAL_RETURN = "evaluation/env_runners/episode_return_mean"
-LEARNER = "learners/default_policy/"
 PANELS = [
     ("return", None, "episode return"),
     (POLICY_STEP_KL_MAX_KEY, "kl", "real step KL(π_next ‖ π_old), max over states"),
@@ -84,14 +83,29 @@ def interval(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _series(frame: pd.DataFrame, column: str) -> pd.Series | None:
-    if column == "return":
-        column = EVAL_RETURN if EVAL_RETURN in frame and frame[EVAL_RETURN].notna().any() else RETURN
-    else:
-        column = LEARNER + column
-    if column not in frame or STEPS not in frame:
+    """``column`` against env steps: the return, or a learner metric (with several
+    modules, the largest over modules for maxima and fractions, else their mean)."""
+    if STEPS not in frame:
         return None
-    data = frame[[STEPS, column]].dropna()
-    return pd.Series(data[column].to_numpy(dtype=float), index=data[STEPS].to_numpy(dtype=float))
+    if column == "return":
+        name = EVAL_RETURN if EVAL_RETURN in frame and frame[EVAL_RETURN].notna().any() else RETURN
+        values = frame[name] if name in frame else None
+    else:
+        per_module = frame[[c for c in frame if _is_module_metric(c, column)]]
+        if per_module.empty:
+            return None
+        worst = column.endswith("_max") or column.endswith("_frac")
+        values = per_module.max(axis=1) if worst else per_module.mean(axis=1)
+    if values is None:
+        return None
+    data = pd.DataFrame({"steps": frame[STEPS], "value": values}).dropna()
+    return pd.Series(data["value"].to_numpy(dtype=float), index=data["steps"].to_numpy(dtype=float))
+
+
+def _is_module_metric(name: str, metric: str) -> bool:
+    """``learners/<module>/<metric>`` for a module (not RLlib's ``__all_modules__``)."""
+    parts = name.split("/")
+    return len(parts) == 3 and parts[0] == "learners" and parts[2] == metric and parts[1] != "__all_modules__"
 
 
 def plot_command(results: list[str], output: str) -> int:
