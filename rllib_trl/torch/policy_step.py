@@ -38,9 +38,10 @@ POLICY_STEP_MEAN_PART_MAX_KEY = "policy_step_mean_part_max"
 POLICY_STEP_COV_PART_MEAN_KEY = "policy_step_cov_part_mean"
 POLICY_STEP_COV_PART_MAX_KEY = "policy_step_cov_part_max"
 POLICY_STEP_OUTSIDE_FRAC_KEY = "policy_step_outside_frac"
-# Relative slack for "outside": a std written back as its exact projection may land
-# above the bound by float rounding.
-OUTSIDE_SLACK = 1e-6
+# Relative slack for "outside": a state-independent std written back as its projection
+# sits on the cov bound, and its float32 rounding can put every state above it by ~1e-5
+# relative (seen on HalfCheetah with 1e-6: whole iterations counted as 100% outside).
+OUTSIDE_SLACK = 1e-4
 # Reference bounds for algorithms without their own (the PPO baselines), overridable
 # through `learner_config_dict` (keys mean_bound, cov_bound): TRPL's defaults.
 REFERENCE_BOUNDS = {"mean_bound": 0.03, "cov_bound": 0.001}
