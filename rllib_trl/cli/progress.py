@@ -113,23 +113,29 @@ class ProgressTable(tune.Callback):
         stop: dict[str, Any],
         searched: list[str] = (),
         interval_s: float = 10.0,
-        print_fn: Callable[[str], None] = print,
+        print_fn: Callable[[str], None] | None = None,
     ):
         self.stop = dict(stop)
         self.searched = list(searched)
         self.interval_s = interval_s
+        # None: the built-in print, looked up at each call. Tune pickles its callbacks
+        # with the experiment state, and a stored `print` can fail to pickle once Ray has
+        # wrapped the built-in ("not the same object as builtins.print").
         self.print_fn = print_fn
         self.trials: dict[str, TrialProgress] = {}
         self.rows_since_header: int | None = None
 
+    def _emit(self, line: str) -> None:
+        (self.print_fn or print)(line)
+
     def _print(self, trial, progress: TrialProgress, status: str = "") -> None:
         if self.rows_since_header is None or self.rows_since_header >= 20:
-            self.print_fn(HEADER)
+            self._emit(HEADER)
             self.rows_since_header = 0
         progress.close_window()
         row = format_row(trial.trial_id, progress, self.stop, status)
         params = " ".join(f"{k}={trial.config.get(k)}" for k in self.searched)
-        self.print_fn(f"{row}  {params}".rstrip())
+        self._emit(f"{row}  {params}".rstrip())
         self.rows_since_header += 1
         progress.printed_at = time.monotonic()
 
