@@ -3,15 +3,20 @@
     python benchmarks/throughput.py [--iterations 6] [--rounds 2] [--out benchmarks/results/throughput.json]
 
 Same rollout and SGD work for all: 2048 env steps per iteration, 10 epochs, minibatch 64,
-64-64 tanh networks. RLlib runs its own training step with timers around sampling and the
-learner update (1 EnvRunner with --envs sub-envs, local learner, one torch thread in the
-driver; a candidate named ``NAME@RxE``, e.g. ``trpl-kl@2x4``, uses R EnvRunners with E
-sub-envs each at 1/R CPU, the tuned examples' execution setting); SB3 runs PPO with one
-env (its default), timed by callbacks around rollouts and training. ``trpl-none`` is the
-TRPL learner with the identity projection: a projection's ratio to it ("vs none", same
-layout only) bounds the projection's own cost, up to this machine's run-to-run spread. The candidates run
-interleaved, in rounds, after one warm-up iteration each;
-the first iteration of every (re)build is not counted. Needs `pip install stable-baselines3`.
+64-64 tanh networks, observation and reward normalisation. A candidate is ``NAME@RxE``:
+R EnvRunners (RLlib, at 1/R CPU each) or one process (SB3) with E envs in all per runner.
+
+- RLlib candidates are timed twice: as a split (sampling, then the learner update, with
+  timers around each; the first iteration of a build not counted) and through
+  ``algo.train()``, what users run (its wall-clock per iteration, evaluation off).
+- SB3 runs PPO with a ``DummyVecEnv`` of E envs and ``VecNormalize`` (observations and
+  rewards, as TRPL normalises both), timed by callbacks around rollouts and training, and
+  as a whole ``learn`` call per iteration (its "train" figure).
+
+``trpl-none`` is the TRPL learner with the identity projection: a projection's ratio to it
+("vs none", same layout only) bounds the projection's own cost. Candidates run
+interleaved, in rounds, after one warm-up iteration each. Ratios "vs sb3" compare with
+SB3 at the same E (``sb3@1xE``). Needs ``pip install stable-baselines3``.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import argparse
 import json
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -40,7 +46,7 @@ def rllib_candidate(name: str, envs: int, runners: int = 1):
 
     if name.startswith("trpl-"):
         config = TRPLConfig().training(projection=name.split("-", 1)[1])
-    else:
+    else:  # RLlib PPO: observation normalisation only (RLlib has no reward normalisation)
         config = (
             PPOConfig()
             .training(lr=3e-4, lambda_=0.95, clip_param=0.2, vf_clip_param=float("inf"), use_kl_loss=False)
@@ -81,7 +87,12 @@ def rllib_candidate(name: str, envs: int, runners: int = 1):
         algo.env_runner_group.sync_env_runner_states(config=algo.config)
         return mid - start, time.perf_counter() - mid, sampled
 
-    return iteration, algo.stop
+    def train() -> tuple[float, int]:
+        start = time.perf_counter()
+        result = algo.train()
+        return time.perf_counter() - start, int(result["env_runners"]["num_env_steps_sampled"])
+
+    return iteration, train, algo.stop
 
 
 def sb3_candidate(envs: int):
@@ -89,10 +100,20 @@ def sb3_candidate(envs: int):
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
 
-    env = make_vec_env(lambda: gym.make("Hopper-v5"), n_envs=envs, seed=0)
+    env = VecNormalize(make_vec_env(lambda: gym.make("Hopper-v5"), n_envs=envs, seed=0), gamma=0.99)
     model = PPO(
-        "MlpPolicy", env, n_steps=STEPS // envs, batch_size=64, n_epochs=10, seed=0, device="cpu", verbose=0
+        "MlpPolicy",
+        env,
+        n_steps=STEPS // envs,
+        batch_size=64,
+        n_epochs=10,
+        gae_lambda=0.95,
+        seed=0,
+        device="cpu",
+        verbose=0,
+        policy_kwargs={"net_arch": [64, 64]},
     )
     marks: dict[str, float] = {}
 
@@ -113,7 +134,46 @@ def sb3_candidate(envs: int):
         end = time.perf_counter()
         return marks["rollout_end"] - marks["start"], end - marks["rollout_end"], STEPS
 
-    return iteration, env.close
+    def train() -> tuple[float, int]:
+        start = time.perf_counter()
+        model.learn(total_timesteps=STEPS, reset_num_timesteps=False)
+        return time.perf_counter() - start, STEPS
+
+    return iteration, train, env.close
+
+
+def parse(name: str) -> tuple[str, int, int]:
+    """``NAME@RxE`` -> (NAME, R, E); a bare NAME is ``NAME@1x8``."""
+    base, _, layout = name.partition("@")
+    runners, envs = (int(n) for n in (layout or "1x8").split("x"))
+    return base, runners, envs
+
+
+def build(name: str):
+    base, runners, envs = parse(name)
+    if base == "sb3":
+        if runners != 1:
+            raise SystemExit(f"{name}: SB3 runs in one process, use sb3@1xE")
+        return sb3_candidate(envs)
+    return rllib_candidate(base, envs, runners)
+
+
+def summarise(name: str, split: list[tuple[float, float, int]], train: list[tuple[float, int]]) -> dict:
+    sample_s = statistics.median(d[0] for d in split)
+    learn_s = statistics.median(d[1] for d in split)
+    steps = float(np.mean([d[2] for d in split]))
+    train_s = statistics.median(t for t, _ in train)
+    train_steps = float(np.mean([n for _, n in train]))
+    return {
+        "candidate": name,
+        "env_steps_per_s": steps / (sample_s + learn_s),
+        "sample_s": sample_s,
+        "learn_s": learn_s,
+        "iter_s": sample_s + learn_s,
+        "train_env_steps_per_s": train_steps / train_s,
+        "train_iter_s": train_s,
+        "n": len(split),
+    }
 
 
 def main() -> None:
@@ -122,72 +182,49 @@ def main() -> None:
     )
     parser.add_argument("--iterations", type=int, default=6, help="timed iterations per candidate per round")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--envs", type=int, default=8, help="sub-envs of the RLlib EnvRunner")
     parser.add_argument(
         "--candidates",
         nargs="+",
-        default=[
-            "trpl-kl",
-            "trpl-wasserstein",
-            "trpl-frobenius",
-            "trpl-none",
-            "ppo",
-            "sb3",
-            "trpl-kl@2x4",
-            "ppo@2x4",
-        ],
+        default=["trpl-kl@2x4", "trpl-kl@1x8", "trpl-none@2x4", "ppo@2x4", "sb3@1x8", "sb3@1x1"],
     )
     parser.add_argument("--out", default="benchmarks/results/throughput.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    samples: dict[str, list[tuple[float, float, int]]] = {c: [] for c in args.candidates}
+    split: dict[str, list[tuple[float, float, int]]] = {c: [] for c in args.candidates}
+    train: dict[str, list[tuple[float, int]]] = {c: [] for c in args.candidates}
     for round_ in range(args.rounds):
         for name in args.candidates:  # interleaved: every candidate once per round
-            if name == "sb3":
-                iteration, close = sb3_candidate(1)
-            elif "@" in name:
-                base, layout = name.split("@")
-                runners, envs = (int(n) for n in layout.split("x"))
-                iteration, close = rllib_candidate(base, envs, runners)
-            else:
-                iteration, close = rllib_candidate(name, args.envs)
+            iteration, train_iteration, close = build(name)
             iteration()  # warm-up
             for _ in range(args.iterations):
-                samples[name].append(iteration())
+                split[name].append(iteration())
+            for _ in range(args.iterations):
+                train[name].append(train_iteration())
             close()
             print(f"round {round_ + 1}: {name} done", flush=True)
     ray.shutdown()
-    rows = []
-    for name, data in samples.items():
-        sample_s = statistics.median(d[0] for d in data)
-        learn_s = statistics.median(d[1] for d in data)
-        steps = np.mean([d[2] for d in data])
-        total = sample_s + learn_s
-        rows.append(
-            {
-                "candidate": name,
-                "env_steps_per_s": steps / total,
-                "sample_s": sample_s,
-                "learn_s": learn_s,
-                "iter_s": total,
-                "n": len(data),
-            }
-        )
-    base = {r["candidate"]: r["env_steps_per_s"] for r in rows}
-    head = f"{'candidate':<18}{'env-steps/s':>12}{'sample s':>10}{'learn s':>10}"
-    print(head + "".join(f"{title:>9}" for title in ("vs ppo", "vs sb3", "vs none")))
+    rows = [summarise(name, split[name], train[name]) for name in args.candidates]
+    by_name = {r["candidate"]: r for r in rows}
+    head = f"{'candidate':<16}{'train st/s':>11}{'split st/s':>11}{'sample s':>9}{'learn s':>9}"
+    print(head + "".join(f"{title:>9}" for title in ("vs sb3", "vs ppo", "vs none")))
     for r in rows:
-        # vs none: the same TRPL learner, same layout, without a projection
-        layout = r["candidate"].partition("@")[1:]
-        none = "trpl-none" + "".join(layout) if r["candidate"].startswith("trpl-") else None
-        ratios = {"ppo": "ppo", "sb3": "sb3", "trpl_none": none}
-        for key, ref in ratios.items():
-            r[f"ratio_vs_{key}"] = r["env_steps_per_s"] / base[ref] if ref in base else None
+        base, runners, envs = parse(r["candidate"])
+        refs = {  # same number of envs; "none" and "ppo" also the same layout
+            "sb3": f"sb3@1x{runners * envs}",
+            "ppo": f"ppo@{runners}x{envs}",
+            "trpl_none": f"trpl-none@{runners}x{envs}" if base.startswith("trpl-") else None,
+        }
+        for key, ref in refs.items():
+            other = by_name.get(ref) if ref != r["candidate"] else None
+            r[f"ratio_vs_{key}"] = (
+                r["train_env_steps_per_s"] / other["train_env_steps_per_s"] if other else None
+            )
         print(
-            f"{r['candidate']:<18}{r['env_steps_per_s']:>12.0f}{r['sample_s']:>10.2f}{r['learn_s']:>10.2f}"
+            f"{r['candidate']:<16}{r['train_env_steps_per_s']:>11.0f}{r['env_steps_per_s']:>11.0f}"
+            f"{r['sample_s']:>9.2f}{r['learn_s']:>9.2f}"
             + "".join(
-                f"{c:>9.2f}" if c is not None else f"{'-':>9}" for c in (r[f"ratio_vs_{k}"] for k in ratios)
+                f"{c:>9.2f}" if c is not None else f"{'-':>9}" for c in (r[f"ratio_vs_{k}"] for k in refs)
             )
         )
     out = Path(args.out)
@@ -196,7 +233,8 @@ def main() -> None:
         "torch": torch.__version__,
         "ray": ray.__version__,
         "machine": platform.machine(),
-        "envs": args.envs,
+        "processor": platform.processor(),
+        "command": "python benchmarks/throughput.py " + " ".join(sys.argv[1:]),
     }
     out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     print(f"wrote {out}")

@@ -1,14 +1,26 @@
 """rllib-trl: Differentiable Trust Region Layers (Otto et al., ICLR 2021) for Ray RLlib.
 
-``rllib_trl.projections`` needs only PyTorch. Where Ray is installed, importing this
-package also imports the algorithm and registers ``"TRPL"`` with Tune.
+``import rllib_trl.projections`` needs only PyTorch and imports no Ray. Importing
+``rllib_trl`` registers ``"TRPL"`` with Tune: at once where Ray is already imported,
+else as soon as Ray Tune or RLlib is (``_registration.py``); ``rllib_trl.TRPL`` and
+``rllib_trl.TRPLConfig`` import the algorithm on first use.
 """
 
-from importlib.util import find_spec
+from __future__ import annotations
+
+from typing import Any
+
+from rllib_trl._registration import register_when_ray_loads, rllib_installed
 
 __version__ = "0.1.0"
+__all__ = ["TRPL", "TRPLConfig"]
 
-if find_spec("ray") is not None and find_spec("ray.rllib") is not None:
-    from rllib_trl.trpl import TRPL, TRPLConfig  # noqa: F401  (registers "TRPL")
+register_when_ray_loads()
 
-    __all__ = ["TRPL", "TRPLConfig"]
+
+def __getattr__(name: str) -> Any:
+    if name in __all__ and rllib_installed():
+        from rllib_trl import trpl
+
+        return getattr(trpl, name)
+    raise AttributeError(f"module 'rllib_trl' has no attribute {name!r}")

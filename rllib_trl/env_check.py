@@ -12,6 +12,8 @@ from ray.rllib.env.env_context import EnvContext
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 from ray.tune.registry import ENV_CREATOR, _global_registry
 
+from rllib_trl.mujoco_log import route_mujoco_warnings
+
 
 class EnvNotFound(ValueError):
     """The env id is neither a Tune-registered env, an env class nor a gymnasium id that
@@ -48,6 +50,7 @@ def env_class(path: str) -> type | None:
 def make_env(env: Any, env_config: dict[str, Any] | None = None, **gym_kwargs: Any) -> gym.Env:
     """An instance of ``env``: a Tune-registered name, an env class, a class path, or a
     gymnasium id (``gym_kwargs``, e.g. ``render_mode``, go to gymnasium envs only)."""
+    route_mujoco_warnings()  # no MUJOCO_LOG.TXT in the caller's working directory
     config = dict(env_config or {})
     # Creators and classes may read worker_index etc., as RLlib passes an EnvContext.
     context = EnvContext(config, worker_index=0, num_workers=0)

@@ -21,34 +21,13 @@ from ray.rllib.utils.annotations import override
 from ray.tune.registry import register_trainable
 from ray.util import log_once
 
+from rllib_trl.connectors.eval_sync import sync_eval_observation_filter
 from rllib_trl.connectors.mean_std_filter import ExactMeanStdFilter
 from rllib_trl.connectors.reward_scaling import DiscountedReturnStats
 from rllib_trl.env_check import EnvNotFound, env_action_space
-from rllib_trl.eval_sync import sync_eval_observation_filter
-from rllib_trl.projections import ENTROPY_SCHEDULES, PROJECTION_NAMES
+from rllib_trl.projections import ENTROPY_SCHEDULES, projection_names
 from rllib_trl.torch.trpl_rl_module import ACTIVATIONS, MODEL_DEFAULTS
-
-# `training()` keys that TRPL adds to PPO's, with their defaults.
-TRPL_DEFAULTS: dict[str, Any] = {
-    "projection": "kl",
-    "mean_bound": 0.03,
-    "cov_bound": 0.001,
-    "trust_region_coeff": 8.0,
-    "scale_prec": True,
-    "entropy_schedule": None,
-    "target_entropy": None,
-    "temperature": 0.5,
-    "entropy_eq": False,
-    "entropy_first": False,
-    "entropy_schedule_steps": 1_000_000,
-    "vf_lr": 3e-4,
-    "projection_dtype": "float64",
-    "normalize_observations": True,
-    # None: on for the new API stack, off on the old one (its RolloutWorkers have no
-    # reward-statistics connector); see `rewards_normalized`.
-    "normalize_rewards": None,
-    "reward_clip": 10.0,
-}
+from rllib_trl.trpl_defaults import TRPL_DEFAULTS
 
 
 def _is_number(value: Any) -> bool:
@@ -61,6 +40,17 @@ def _is_number(value: Any) -> bool:
 log_once("TRPL_on_new_api_stack")
 
 RLLIB_DEFAULT_HIDDENS = [256, 256]  # RLlib's ModelV2 default, replaced by 64-64 on the old stack
+
+
+def old_stack_model(model: dict[str, Any]) -> dict[str, Any]:
+    """The old stack's ModelV2 settings for TRPL: RLlib's 256-256 default becomes 64-64,
+    one free std, a separate value branch (applied in ``to_dict``, so the new stack does
+    not warn about ``model``)."""
+    model = dict(model)
+    if model.get("fcnet_hiddens") == RLLIB_DEFAULT_HIDDENS:
+        model["fcnet_hiddens"] = [64, 64]
+    model.update(vf_share_layers=False, free_log_std=True)
+    return model
 
 
 class TRPLConfig(PPOConfig):
@@ -186,6 +176,28 @@ class TRPLConfig(PPOConfig):
             return bool(self.enable_rl_module_and_learner)
         return self.normalize_rewards
 
+    @property
+    def observation_filter(self) -> str:
+        """RLlib's ``observation_filter``; on the old API stack TRPL's observation
+        normalisation is that stack's own filter, so it follows ``normalize_observations``."""
+        if not self.__dict__.get("enable_rl_module_and_learner", True):
+            return "MeanStdFilter" if self.__dict__.get("normalize_observations", True) else "NoFilter"
+        return self.__dict__.get("observation_filter", "NoFilter")
+
+    @observation_filter.setter
+    def observation_filter(self, value: str) -> None:
+        self.__dict__["observation_filter"] = value
+
+    @override(AlgorithmConfig)
+    def to_dict(self) -> dict[str, Any]:
+        """RLlib's dict form (what old-stack policies and filters read), with the old
+        stack's filter and ModelV2 settings resolved for TRPL."""
+        config = super().to_dict()
+        config["observation_filter"] = self.observation_filter
+        if not self.enable_rl_module_and_learner:
+            config["model"] = old_stack_model(config["model"])
+        return config
+
     @override(AlgorithmConfig)
     def get_state(self) -> dict[str, Any]:
         # RLlib drops every value equal to its DEPRECATED_VALUE (-1) from the state, so
@@ -232,8 +244,8 @@ class TRPLConfig(PPOConfig):
         self._value_error(f"TRPLConfig: `{key}` {problem}; {fix}")
 
     def _validate_trpl(self) -> None:
-        if self.projection not in PROJECTION_NAMES:
-            self._bad("projection", f"is {self.projection!r}", f"use one of {list(PROJECTION_NAMES)}")
+        if self.projection not in projection_names():
+            self._bad("projection", f"is {self.projection!r}", f"use one of {list(projection_names())}")
         for key in ("mean_bound", "cov_bound"):
             value = getattr(self, key)
             if not _is_number(value) or not (0 < value < math.inf):
@@ -292,13 +304,6 @@ class TRPLConfig(PPOConfig):
         """The old API stack supports a diagonal Gaussian with a free std only."""
         if self.enable_rl_module_and_learner:
             return
-        # The old stack's own filter does the observation normalisation there, and its
-        # ModelV2 gets TRPL's network: 64-64 tanh, one free std, separate value branch
-        # (set here, not in __init__, so the new stack does not warn about `model`).
-        self.observation_filter = "MeanStdFilter" if self.normalize_observations else "NoFilter"
-        if self.model.get("fcnet_hiddens") == RLLIB_DEFAULT_HIDDENS:
-            self.model["fcnet_hiddens"] = [64, 64]
-        self.model.update(vf_share_layers=False, free_log_std=True)
         model = dict(self.model_config or {})
         unsupported = {
             "cov_type": (model.get("cov_type", "diag") != "diag", "use cov_type='diag'"),

@@ -6,10 +6,23 @@ import pytest
 import ray
 import torch
 
+from rllib_trl.mujoco_log import route_mujoco_warnings
+
+# MuJoCo's warnings go to logging, not to MUJOCO_LOG.TXT in the working tree: here, and in
+# the workers of the Ray instances the tests start (below).
+route_mujoco_warnings()
+WORKER_SETUP = {"worker_process_setup_hook": "rllib_trl.mujoco_log.route_mujoco_warnings"}
+
 
 @pytest.fixture(scope="module")
 def ray_local():
     torch.set_num_threads(1)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        runtime_env=WORKER_SETUP,
+    )
     yield
     ray.shutdown()

@@ -16,6 +16,7 @@ from typing import Any
 from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 
 from rllib_trl.cli.errors import UsageError
+from rllib_trl.cli.result_keys import ENV_STEPS, EVAL_RETURN, RETURN
 
 # PPO-era config keys -> Ray 2.60 names.
 RENAMED_KEYS = {
@@ -46,13 +47,13 @@ DICT_SPELLINGS = {
 }
 # Old result keys in `stop:` -> the keys RLlib 2.60 reports.
 RENAMED_STOP_KEYS = {
-    "timesteps_total": "num_env_steps_sampled_lifetime",
-    "episode_reward_mean": "env_runners/episode_return_mean",
+    "timesteps_total": ENV_STEPS,
+    "episode_reward_mean": RETURN,
     "episode_reward_max": "env_runners/episode_return_max",
     "episode_reward_min": "env_runners/episode_return_min",
     "episode_len_mean": "env_runners/episode_len_mean",
     "episodes_total": "env_runners/num_episodes_lifetime",
-    "evaluation/episode_reward_mean": "evaluation/env_runners/episode_return_mean",
+    "evaluation/episode_reward_mean": EVAL_RETURN,
 }
 # ModelV2 `model:` keys with a new-stack `model_config` equivalent.
 # TRPL's RL module takes these (see trpl_rl_module.MODEL_DEFAULTS); RLlib's own modules
@@ -61,7 +62,7 @@ TRPL_MODEL_KEYS = {"fcnet_hiddens", "fcnet_activation", "vf_share_layers", "free
 RLLIB_MODEL_KEYS = {f.name for f in dataclasses.fields(DefaultModelConfig)}
 # The filter RLlib 2.60's own MeanStdFilter would be replaced by, for non-TRPL algorithms.
 EXACT_FILTER = "rllib_trl.connectors:observation_filter"
-EVAL_SYNC = "rllib_trl.eval_sync:SyncEvalObservationFilter"
+EVAL_SYNC = "rllib_trl.connectors.eval_sync:SyncEvalObservationFilter"
 
 Note = Callable[[str], None]
 
@@ -116,7 +117,7 @@ def _observation_filter(config: dict[str, Any], run: str, note: Note) -> None:
         if "callbacks_class" in config:
             note(
                 f"evaluation normalises with empty statistics unless callbacks_class calls "
-                f"rllib_trl.eval_sync.sync_eval_observation_filter (as {EVAL_SYNC} does)"
+                f"rllib_trl.connectors.eval_sync.sync_eval_observation_filter (as {EVAL_SYNC} does)"
             )
         else:
             config["callbacks_class"] = EVAL_SYNC

@@ -25,6 +25,7 @@ import yaml
 
 from rllib_trl.cli.classic import Note, translate_config, translate_stop
 from rllib_trl.cli.errors import UsageError
+from rllib_trl.cli.result_keys import RETURN
 
 EXPERIMENT_KEYS = {
     "run",
@@ -37,7 +38,7 @@ EXPERIMENT_KEYS = {
     "tune_config",
     "description",
 }
-DEFAULT_METRIC = "env_runners/episode_return_mean"
+DEFAULT_METRIC = RETURN
 
 
 @dataclass

@@ -7,6 +7,7 @@ import os
 import sys
 
 from rllib_trl.cli.errors import UsageError
+from rllib_trl.mujoco_log import route_mujoco_warnings
 
 
 def program_name() -> str:
@@ -94,22 +95,32 @@ def _train(args: argparse.Namespace) -> int:
     return code
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from rllib_trl.cli.evaluate import evaluate_command
+
+    return evaluate_command(args.checkpoint, episodes=args.episodes, video=args.video, seed=args.seed)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from rllib_trl.cli.export import export_command
+
+    return export_command(args.checkpoint, output=args.output, stochastic=args.stochastic)
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from rllib_trl.cli.plot import plot_command
+
+    return plot_command(args.results, args.output)
+
+
+COMMANDS = {"train": _train, "evaluate": _evaluate, "export": _export, "plot": _plot}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    route_mujoco_warnings()  # in this process; the Ray workers get it from train's setup hook
     try:
-        if args.command == "train":
-            return _train(args)
-        if args.command == "evaluate":
-            from rllib_trl.cli.evaluate import evaluate_command
-
-            return evaluate_command(args.checkpoint, episodes=args.episodes, video=args.video, seed=args.seed)
-        if args.command == "export":
-            from rllib_trl.cli.export import export_command
-
-            return export_command(args.checkpoint, output=args.output, stochastic=args.stochastic)
-        from rllib_trl.cli.plot import plot_command
-
-        return plot_command(args.results, args.output)
+        return COMMANDS[args.command](args)
     except UsageError as err:
         print(f"{program_name()}: error: {err}", file=sys.stderr)
         return 2

@@ -18,26 +18,26 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from ray.rllib.core.learner.learner import ENTROPY_KEY  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from rllib_trl.cli.errors import UsageError  # noqa: E402
+from rllib_trl.cli.result_keys import ENV_STEPS, EVAL_RETURN, ITERATION, RETURN  # noqa: E402
+from rllib_trl.projections import get_trust_region  # noqa: E402
 from rllib_trl.torch.policy_step import (  # noqa: E402
     POLICY_STEP_COV_PART_MAX_KEY,
     POLICY_STEP_KL_MAX_KEY,
     POLICY_STEP_MEAN_PART_MAX_KEY,
     POLICY_STEP_OUTSIDE_FRAC_KEY,
-    REFERENCE_BOUNDS,
+    step_settings,
 )
 
-STEPS = "num_env_steps_sampled_lifetime"
-RETURN = "env_runners/episode_return_mean"
-EVAL_RETURN = "evaluation/env_runners/episode_return_mean"
 PANELS = [
     ("return", None, "episode return"),
     (POLICY_STEP_KL_MAX_KEY, "kl", "real step KL(π_next ‖ π_old), max over states"),
     (POLICY_STEP_MEAN_PART_MAX_KEY, "mean_bound", "real step, mean part, max"),
     (POLICY_STEP_COV_PART_MAX_KEY, "cov_bound", "real step, cov part, max"),
-    ("entropy", None, "entropy of π̃"),
+    (ENTROPY_KEY, None, "entropy of π̃"),
     (POLICY_STEP_OUTSIDE_FRAC_KEY, None, "real step, fraction of states outside the bounds"),
 ]
 # two-sided 95% Student-t quantiles, df = 1..10 (normal beyond)
@@ -59,10 +59,10 @@ def load_trial(trial: Path) -> tuple[pd.DataFrame, dict]:
         except json.JSONDecodeError:
             continue  # a line cut off by an interrupted run
     frame = pd.json_normalize(rows, sep="/") if rows else pd.DataFrame()
-    if "training_iteration" in frame:
+    if ITERATION in frame:
         # A resumed trial runs again the iterations after its last checkpoint and appends
         # them: keep each iteration's last row (the one the run continued from).
-        frame = frame.drop_duplicates("training_iteration", keep="last").reset_index(drop=True)
+        frame = frame.drop_duplicates(ITERATION, keep="last").reset_index(drop=True)
     if EVAL_RETURN in frame:
         # RLlib repeats the last evaluation in the next iteration's result: keep the first.
         repeated = frame[EVAL_RETURN].eq(frame[EVAL_RETURN].shift())
@@ -85,7 +85,7 @@ def interval(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _series(frame: pd.DataFrame, column: str) -> pd.Series | None:
     """``column`` against env steps: the return, or a learner metric (with several
     modules, the largest over modules for maxima and fractions, else their mean)."""
-    if STEPS not in frame:
+    if ENV_STEPS not in frame:
         return None
     if column == "return":
         name = EVAL_RETURN if EVAL_RETURN in frame and frame[EVAL_RETURN].notna().any() else RETURN
@@ -98,7 +98,7 @@ def _series(frame: pd.DataFrame, column: str) -> pd.Series | None:
         values = per_module.max(axis=1) if worst else per_module.mean(axis=1)
     if values is None:
         return None
-    data = pd.DataFrame({"steps": frame[STEPS], "value": values}).dropna()
+    data = pd.DataFrame({"steps": frame[ENV_STEPS], "value": values}).dropna()
     return pd.Series(data["value"].to_numpy(dtype=float), index=data["steps"].to_numpy(dtype=float))
 
 
@@ -154,18 +154,19 @@ def plot_command(results: list[str], output: str) -> int:
 
 
 def _bound(params: dict, bound: str | None) -> float | None:
-    """The bound a panel's metric is compared with: TRPL's own, or for other algorithms
-    (the PPO baselines) their ``learner_config_dict`` reference bounds (TRPL's defaults).
-    The KL panel has one only where the bounds are stated in KL."""
+    """The bound a panel's metric is compared with (``step_settings``: TRPL's own, or the
+    PPO baselines' reference bounds). The KL panel has one only where the bounds are
+    stated in KL (the projection's registry entry says)."""
     if bound is None:
         return None
-    # params.json holds the YAML's keys only: TRPL's defaults (KL) and, for algorithms
-    # without bounds (PPO), the reference ones from learner_config_dict fill the rest.
-    projection = params.get("projection", "kl")
-    bounds = {**REFERENCE_BOUNDS, **(params.get("learner_config_dict") or {}), **params}
+    settings = step_settings(params)
     if bound == "kl":
-        if projection not in ("kl", "none"):
+        try:
+            region = get_trust_region(settings["projection"])
+        except ValueError:  # a projection registered in another process only
             return None
-        return float(bounds["mean_bound"]) + float(bounds["cov_bound"])
-    value = bounds.get(bound)
+        if region.measure != "kl":
+            return None
+        return float(settings["mean_bound"]) + float(settings["cov_bound"])
+    value = settings.get(bound)
     return float(value) if isinstance(value, (int, float)) else None

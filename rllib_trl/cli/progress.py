@@ -19,10 +19,10 @@ from typing import Any
 from ray import tune
 from ray.tune.utils import flatten_dict
 
-ENV_STEPS = "num_env_steps_sampled_lifetime"
-RETURN = "env_runners/episode_return_mean"
-EVAL_RETURN = "evaluation/env_runners/episode_return_mean"
-KL_MAX = "kl_max"  # logged per module under learners/<module>/
+from rllib_trl.cli.result_keys import ENV_STEPS, EVAL_RETURN, ITERATION, RETURN
+from rllib_trl.mujoco_log import route_mujoco_warnings
+from rllib_trl.torch.trpl_loss import KL_MAX_KEY as KL_MAX  # per module under learners/<module>/
+
 HEADER = (
     f"{'trial':<12} {'iter':>5} {'env steps':>10} {'return':>9} {'eval return':>11} "
     f"{'kl max':>8} {'steps/s':>8}  progress"
@@ -43,7 +43,7 @@ class TrialProgress:
 
     def update(self, result: dict[str, Any]) -> None:
         flat = flatten_dict(result, delimiter="/")
-        self.iteration = int(flat.get("training_iteration", self.iteration))
+        self.iteration = int(flat.get(ITERATION, self.iteration))
         self.env_steps = int(flat.get(ENV_STEPS, self.env_steps) or 0)
         self.time_s = float(flat.get("time_total_s", self.time_s) or 0.0)
         kls = [v for k, v in flat.items() if k.startswith("learners/") and k.endswith("/" + KL_MAX)]
@@ -69,7 +69,7 @@ def time_left(stop: dict[str, Any], trial: TrialProgress) -> tuple[float, float]
     target = stop.get(ENV_STEPS)
     if target and trial.rate:
         estimates.append((trial.env_steps / target, (target - trial.env_steps) / trial.rate))
-    target = stop.get("training_iteration")
+    target = stop.get(ITERATION)
     if target and trial.iteration:
         per_iteration = trial.time_s / trial.iteration
         estimates.append((trial.iteration / target, (target - trial.iteration) * per_iteration))
@@ -155,5 +155,7 @@ class ProgressTable(tune.Callback):
 def quiet_worker_logs() -> None:
     """Ray ``worker_process_setup_hook`` of the CLI's local instance: the trainable's
     "Checkpoint successfully created at ..." INFO line (one per checkpoint) stays off the
-    console; the final report names the latest checkpoint. Warnings and errors pass."""
+    console; the final report names the latest checkpoint. Warnings and errors pass.
+    MuJoCo's warnings go to logging instead of a MUJOCO_LOG.TXT in the working directory."""
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
+    route_mujoco_warnings()

@@ -27,6 +27,7 @@ from ray.tune.schedulers import ASHAScheduler  # noqa: E402
 from rllib_trl.cli.errors import UsageError
 from rllib_trl.cli.experiment import DEFAULT_METRIC, Experiment
 from rllib_trl.cli.progress import ProgressTable
+from rllib_trl.cli.result_keys import ENV_STEPS
 from rllib_trl.cli.search_space import is_sampler, resolve_samplers
 from rllib_trl.cli.validate import validate_experiment
 
@@ -108,7 +109,7 @@ def last_reported(result, metric: str) -> tuple[float, int] | None:
     finite = frame[np.isfinite(values.to_numpy(dtype=float))]
     if finite.empty:
         return None
-    steps = finite.iloc[-1].get("num_env_steps_sampled_lifetime", 0)
+    steps = finite.iloc[-1].get(ENV_STEPS, 0)
     return float(pd.to_numeric(finite.iloc[-1][metric])), int(steps if pd.notna(steps) else 0)
 
 

@@ -1,4 +1,5 @@
-"""Connector pieces: observation filter and reward scaling with exact cross-EnvRunner merges."""
+"""Connector pieces: observation filter and reward scaling with exact cross-EnvRunner merges,
+and the evaluation EnvRunners' copy of the training observation statistics (eval_sync)."""
 
 from rllib_trl.connectors.mean_std_filter import ExactMeanStdFilter
 from rllib_trl.connectors.reward_scaling import DiscountedReturnStats, ScaleRewards

@@ -9,12 +9,17 @@ from rllib_trl.projections.entropy import ENTROPY_SCHEDULES, entropy_bound, entr
 from rllib_trl.projections.frobenius import frobenius_projection
 from rllib_trl.projections.gaussian import covariance, entropy, is_full
 from rllib_trl.projections.kl import kl_projection
-from rllib_trl.projections.registry import PROJECTION_NAMES, TrustRegion, get_trust_region, no_projection
+from rllib_trl.projections.registry import (
+    TrustRegion,
+    get_trust_region,
+    no_projection,
+    projection_names,
+    register_trust_region,
+)
 from rllib_trl.projections.wasserstein import wasserstein_projection
 
 __all__ = [
     "ENTROPY_SCHEDULES",
-    "PROJECTION_NAMES",
     "TrustRegion",
     "covariance",
     "entropy",
@@ -27,6 +32,8 @@ __all__ = [
     "kl_parts",
     "kl_projection",
     "no_projection",
+    "projection_names",
+    "register_trust_region",
     "wasserstein_parts",
     "wasserstein_projection",
 ]

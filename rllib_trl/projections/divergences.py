@@ -12,6 +12,8 @@ from torch import Tensor
 from rllib_trl.projections.checks import check_gaussians
 from rllib_trl.projections.gaussian import covariance, log_det, maha, sym_sqrt, whiten
 
+Pair = tuple[Tensor, Tensor]
+
 
 def mean_distance(mean: Tensor, old_mean: Tensor, old_scale: Tensor, full: bool, scale_prec: bool) -> Tensor:
     """(μ − μ_o)ᵀ Σ_o⁻¹ (μ − μ_o) if ``scale_prec`` else ‖μ − μ_o‖², shape ``(...)``."""
@@ -53,54 +55,61 @@ def w2_cov_part_from_roots(root: Tensor, old_root: Tensor, full: bool, scale_pre
     return (rel - eye).square().sum((-2, -1))
 
 
-def mean_part(
-    measure: str, mean: Tensor, old_mean: Tensor, old_scale: Tensor, *, full: bool, scale_prec: bool = True
+def kl_mean_part(mean: Tensor, old_mean: Tensor, old_scale: Tensor, *, full: bool) -> Tensor:
+    """½ (μ − μ_o)ᵀ Σ_o⁻¹ (μ − μ_o), the mean part of KL, shape ``(...)``."""
+    return 0.5 * maha(mean, old_mean, old_scale, full)
+
+
+def scaled_mean_part(
+    mean: Tensor, old_mean: Tensor, old_scale: Tensor, *, full: bool, scale_prec: bool = True
 ) -> Tensor:
-    """The mean part of ``measure`` alone (no input checks), shape ``(...)``: ½ maha for
-    "kl", :func:`mean_distance` for "frobenius" and "wasserstein"."""
-    if measure == "kl":
-        return 0.5 * maha(mean, old_mean, old_scale, full)
+    """Frobenius / W2 mean part: :func:`mean_distance`, shape ``(...)``."""
     return mean_distance(mean, old_mean, old_scale, full, scale_prec)
 
 
-def split_parts(
-    measure: str,
-    mean: Tensor,
-    scale: Tensor,
-    old_mean: Tensor,
-    old_scale: Tensor,
-    *,
-    full: bool,
-    scale_prec: bool = True,
-) -> tuple[Tensor, Tensor]:
-    """(mean_part, cov_part) of ``measure`` ("kl", "frobenius", "wasserstein") without
-    input checks, for callers that already validated (the learner's diagnostics)."""
-    d_mean = mean_part(measure, mean, old_mean, old_scale, full=full, scale_prec=scale_prec)
-    if measure == "kl":
-        return d_mean, kl_cov_part(scale, old_scale, full)
-    if measure == "frobenius":
-        return d_mean, frobenius_cov_part(scale, old_scale, full)
+# The `*_split` functions take checked inputs (the projections, the learner's diagnostics):
+# (mean_part, cov_part), each ``(...)``.
+
+
+def kl_split(mean: Tensor, scale: Tensor, old_mean: Tensor, old_scale: Tensor, *, full: bool) -> Pair:
+    """KL(π ‖ π_old) split: (½ maha, ½[tr(Σ_o⁻¹Σ) − k + log|Σ_o|/|Σ|])."""
+    return kl_mean_part(mean, old_mean, old_scale, full=full), kl_cov_part(scale, old_scale, full)
+
+
+def frobenius_split(
+    mean: Tensor, scale: Tensor, old_mean: Tensor, old_scale: Tensor, *, full: bool, scale_prec: bool = True
+) -> Pair:
+    """Frobenius split: (maha or ‖μ − μ_o‖², ‖Σ − Σ_o‖²_F)."""
+    d_mean = scaled_mean_part(mean, old_mean, old_scale, full=full, scale_prec=scale_prec)
+    return d_mean, frobenius_cov_part(scale, old_scale, full)
+
+
+def wasserstein_split(
+    mean: Tensor, scale: Tensor, old_mean: Tensor, old_scale: Tensor, *, full: bool, scale_prec: bool = True
+) -> Pair:
+    """Wasserstein-2 split (commuting form): (maha or ‖μ − μ_o‖², W2 covariance part)."""
+    d_mean = scaled_mean_part(mean, old_mean, old_scale, full=full, scale_prec=scale_prec)
     roots = sqrt_cov(scale, full), sqrt_cov(old_scale, full)
     return d_mean, w2_cov_part_from_roots(*roots, full, scale_prec)
 
 
-def kl_parts(mean: Tensor, scale: Tensor, old_mean: Tensor, old_scale: Tensor) -> tuple[Tensor, Tensor]:
-    """Mean and covariance parts of KL(π ‖ π_old): (½ maha, ½[tr(Σ_o⁻¹Σ) − k + log|Σ_o|/|Σ|])."""
+def kl_parts(mean: Tensor, scale: Tensor, old_mean: Tensor, old_scale: Tensor) -> Pair:
+    """:func:`kl_split` with input checks."""
     full = check_gaussians(mean, scale, old_mean, old_scale)
-    return split_parts("kl", mean, scale, old_mean, old_scale, full=full)
+    return kl_split(mean, scale, old_mean, old_scale, full=full)
 
 
 def frobenius_parts(
     mean: Tensor, scale: Tensor, old_mean: Tensor, old_scale: Tensor, scale_prec: bool = True
-) -> tuple[Tensor, Tensor]:
-    """Frobenius split: (maha or ‖μ − μ_o‖², ‖Σ − Σ_o‖²_F)."""
+) -> Pair:
+    """:func:`frobenius_split` with input checks."""
     full = check_gaussians(mean, scale, old_mean, old_scale)
-    return split_parts("frobenius", mean, scale, old_mean, old_scale, full=full, scale_prec=scale_prec)
+    return frobenius_split(mean, scale, old_mean, old_scale, full=full, scale_prec=scale_prec)
 
 
 def wasserstein_parts(
     mean: Tensor, scale: Tensor, old_mean: Tensor, old_scale: Tensor, scale_prec: bool = True
-) -> tuple[Tensor, Tensor]:
-    """Wasserstein-2 split (commuting form): (maha or ‖μ − μ_o‖², W2 covariance part)."""
+) -> Pair:
+    """:func:`wasserstein_split` with input checks."""
     full = check_gaussians(mean, scale, old_mean, old_scale)
-    return split_parts("wasserstein", mean, scale, old_mean, old_scale, full=full, scale_prec=scale_prec)
+    return wasserstein_split(mean, scale, old_mean, old_scale, full=full, scale_prec=scale_prec)

@@ -28,8 +28,9 @@ from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 from ray.rllib.utils.annotations import override
 from torch import Tensor
 
-from rllib_trl.projections.divergences import split_parts
+from rllib_trl.projections import TrustRegion, get_trust_region
 from rllib_trl.torch.distributions import unpack
+from rllib_trl.trpl_defaults import TRPL_DEFAULTS
 
 POLICY_STEP_KL_MEAN_KEY = "policy_step_kl_mean"
 POLICY_STEP_KL_MAX_KEY = "policy_step_kl_max"
@@ -42,30 +43,35 @@ POLICY_STEP_OUTSIDE_FRAC_KEY = "policy_step_outside_frac"
 # sits on the cov bound, and its float32 rounding can put every state above it by ~1e-5
 # relative (seen on HalfCheetah with 1e-6: whole iterations counted as 100% outside).
 OUTSIDE_SLACK = 1e-4
-# Reference bounds for algorithms without their own (the PPO baselines), overridable
-# through `learner_config_dict` (keys mean_bound, cov_bound): TRPL's defaults.
-REFERENCE_BOUNDS = {"mean_bound": 0.03, "cov_bound": 0.001}
+
+
+def step_settings(config: Any) -> dict[str, Any]:
+    """``projection``, ``scale_prec``, ``mean_bound``, ``cov_bound`` that a run's step is
+    measured with, from a config object or a dict (a trial's ``params.json``): TRPL's own
+    values; for algorithms without them (the PPO baselines), KL with
+    ``learner_config_dict``'s bounds, else TRPL's defaults."""
+    get = config.get if isinstance(config, dict) else lambda key: getattr(config, key, None)
+    settings = {key: TRPL_DEFAULTS[key] for key in ("projection", "scale_prec", "mean_bound", "cov_bound")}
+    reference = get("learner_config_dict") or {}
+    settings.update({key: reference[key] for key in ("mean_bound", "cov_bound") if key in reference})
+    settings.update({key: get(key) for key in settings if get(key) is not None})
+    return settings
 
 
 @dataclass(frozen=True)
 class StepMeasure:
-    """The measure the step is split in and the bounds it is compared with."""
+    """The measure the step is split in (the projection's registry entry; "none" and the
+    PPO baselines measure in KL) and the bounds it is compared with."""
 
-    measure: str  # "kl", "frobenius" or "wasserstein"
-    scale_prec: bool
+    region: TrustRegion
     mean_bound: float
     cov_bound: float
 
     @classmethod
     def of(cls, config: Any) -> StepMeasure:
-        """TRPL: its projection's measure and bounds ("none" measures in KL). Other
-        algorithms: KL, with ``learner_config_dict``'s or TRPL's default bounds."""
-        projection = getattr(config, "projection", None)
-        if projection is None:
-            bounds = {**REFERENCE_BOUNDS, **(getattr(config, "learner_config_dict", None) or {})}
-            return cls("kl", True, float(bounds["mean_bound"]), float(bounds["cov_bound"]))
-        measure = "kl" if projection == "none" else projection
-        return cls(measure, bool(config.scale_prec), float(config.mean_bound), float(config.cov_bound))
+        s = step_settings(config)
+        region = get_trust_region(s["projection"], scale_prec=bool(s["scale_prec"]))
+        return cls(region, float(s["mean_bound"]), float(s["cov_bound"]))
 
 
 @torch.no_grad()
@@ -75,8 +81,8 @@ def policy_step_metrics(
     """The metrics above for ``new`` = (mean ``(B, k)``, std ``(B, k)`` or L ``(B, k, k)``)
     against ``old`` of the same shapes, computed in float64."""
     new, old = ([t.double() for t in pair] for pair in (new, old))
-    kl = sum(split_parts("kl", *new, *old, full=full))
-    d_mean, d_cov = split_parts(step.measure, *new, *old, full=full, scale_prec=step.scale_prec)
+    kl = sum(get_trust_region("kl").split(*new, *old, full=full))
+    d_mean, d_cov = step.region.split(*new, *old, full=full)
     outside = (d_mean > step.mean_bound * (1 + OUTSIDE_SLACK)) | (
         d_cov > step.cov_bound * (1 + OUTSIDE_SLACK)
     )

@@ -4,14 +4,14 @@ old-stack policy (framework plumbing stays in those two; the math lives here).""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from ray.rllib.core.learner.learner import ENTROPY_KEY, POLICY_LOSS_KEY, VF_LOSS_KEY
 from torch import Tensor
 
-from rllib_trl.projections import entropy_projection, get_trust_region
-from rllib_trl.projections.divergences import mean_part, split_parts
+from rllib_trl.projections import TrustRegion, entropy_projection, get_trust_region
 from rllib_trl.torch.distributions import make_distribution
 
 TRUST_REGION_LOSS_KEY = "trust_region_loss"
@@ -25,6 +25,26 @@ COV_CONSTRAINT_MAX_KEY = "cov_constraint_max"
 MEAN_PROJECTED_FRAC_KEY = "mean_projected_frac"
 COV_PROJECTED_FRAC_KEY = "cov_projected_frac"
 ENTROPY_BOUND_KEY = "entropy_bound"
+# The keys `diagnostics` returns, in one place for the old stack's stats.
+DIAGNOSTIC_KEYS = (
+    KL_MEAN_KEY,
+    KL_MAX_KEY,
+    MEAN_CONSTRAINT_KEY,
+    MEAN_CONSTRAINT_MAX_KEY,
+    COV_CONSTRAINT_KEY,
+    COV_CONSTRAINT_MAX_KEY,
+    MEAN_PROJECTED_FRAC_KEY,
+    COV_PROJECTED_FRAC_KEY,
+)
+# Every metric the loss reports per module (learner, and the old stack's stats).
+METRIC_KEYS = (
+    *DIAGNOSTIC_KEYS,
+    TRUST_REGION_LOSS_KEY,
+    POLICY_LOSS_KEY,
+    VF_LOSS_KEY,
+    VF_EXPLAINED_VAR_KEY,
+    ENTROPY_KEY,
+)
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 Reduce = Callable[[Tensor], Tensor]
 Pair = tuple[Tensor, Tensor]
@@ -32,7 +52,8 @@ Pair = tuple[Tensor, Tensor]
 
 @dataclass(frozen=True)
 class TRPLSettings:
-    """The config values the loss reads, from a TRPLConfig or an old-stack config dict."""
+    """The config values the loss reads, from a TRPLConfig or an old-stack config dict,
+    with the projection's registry entry resolved once (``trust_region``)."""
 
     projection: str
     mean_bound: float
@@ -43,20 +64,17 @@ class TRPLSettings:
     entropy_eq: bool
     entropy_first: bool
     clip_param: float | None
+    trust_region: TrustRegion = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        region = get_trust_region(self.projection, scale_prec=self.scale_prec)
+        object.__setattr__(self, "trust_region", region)
 
     @classmethod
     def from_config(cls, config: Any) -> TRPLSettings:
         get = config.get if isinstance(config, dict) else lambda key: getattr(config, key)
-        return cls(**{name: get(name) for name in cls.__dataclass_fields__})
-
-    @property
-    def trust_region(self):
-        return get_trust_region(self.projection, scale_prec=self.scale_prec)
-
-    @property
-    def measure(self) -> str:
-        """The divergence the bounds are stated in ("none" reports KL)."""
-        return "kl" if self.projection == "none" else self.projection
+        names = [name for name, spec in cls.__dataclass_fields__.items() if spec.init]
+        return cls(**{name: get(name) for name in names})
 
 
 def project(s: TRPLSettings, mean: Tensor, scale: Tensor, old_mean: Tensor, old_scale: Tensor, beta) -> Pair:
@@ -100,10 +118,11 @@ def policy_terms(
     # d(π, sg(π̃)); the projection has checked these tensors. A state-independent std
     # takes no gradient from it, so then only the mean part is computed.
     target = (p_mean.detach(), p_scale.detach())
+    region = s.trust_region
     if contextual_std:
-        distance = sum(split_parts(s.measure, *raw, *target, full=full, scale_prec=s.scale_prec))
+        distance = sum(region.split(*raw, *target, full=full))
     else:
-        distance = mean_part(s.measure, raw[0], *target, full=full, scale_prec=s.scale_prec)
+        distance = region.mean_part(raw[0], *target, full=full)
     terms = {
         "policy_loss": -mean_of(surrogate),
         TRUST_REGION_LOSS_KEY: s.trust_region_coeff * mean_of(distance),
@@ -123,9 +142,9 @@ def diagnostics(
     projection has checked these tensors)."""
     dtype = DTYPES[s.projection_dtype]
     raw, projected, old = ([t.to(dtype) for t in pair] for pair in (raw, projected, old))
-    kl = sum(split_parts("kl", *projected, *old, full=full))
-    d_mean, d_cov = split_parts(s.measure, *projected, *old, full=full, scale_prec=s.scale_prec)
-    raw_mean, raw_cov = split_parts(s.measure, *raw, *old, full=full, scale_prec=s.scale_prec)
+    kl = sum(get_trust_region("kl").split(*projected, *old, full=full))
+    d_mean, d_cov = s.trust_region.split(*projected, *old, full=full)
+    raw_mean, raw_cov = s.trust_region.split(*raw, *old, full=full)
     return {
         KL_MEAN_KEY: mean_of(kl),
         KL_MAX_KEY: max_of(kl),

@@ -84,6 +84,7 @@ class TRPLTorchRLModule(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
         self.full = cfg["cov_type"] == "full"
         self.contextual_std = bool(cfg["contextual_std"])
         self.min_std = float(cfg["min_std"])
+        self.init_std = float(cfg["init_std"])
         obs_dim = int(np.prod(self.observation_space.shape))
         self.k = k = int(np.prod(self.action_space.shape))
         hiddens, act = list(cfg["fcnet_hiddens"]), cfg["fcnet_activation"]

@@ -7,11 +7,16 @@ Per minibatch (terms in ``trpl_loss.py``): project π onto the trust region arou
     trust_region_loss = trust_region_coeff · E[ d(π, sg(π̃)) ]  (mean part only for a
                                                               state-independent std)
     vf_loss           = vf_loss_coeff · E[ (V(s) − V_target)² ] (own network, optimizer)
+
+Per iteration (``before_/after_gradient_based_update``): resolve the settings, remember
+the std that sampled the batch and the entropy bound β; afterwards log the last
+minibatch's metrics, write the projected state-independent std back, and log the real
+step (``policy_step.py``). Speed-ups that reach into RLlib live in
+``learner_fast_paths.py``.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,12 +30,13 @@ from ray.rllib.evaluation.postprocessing import Postprocessing
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 from ray.rllib.utils.torch_utils import explained_variance
-from ray.rllib.utils.typing import ModuleID, ParamDict
+from ray.rllib.utils.typing import ModuleID
 from torch import Tensor
 
 from rllib_trl.connectors.reward_scaling import ScaleRewards
 from rllib_trl.projections import entropy, entropy_bound
 from rllib_trl.torch.distributions import unpack
+from rllib_trl.torch.learner_fast_paths import FastPathsTorchLearner, adam
 from rllib_trl.torch.policy_step import PolicyStepLearner
 from rllib_trl.torch.trpl_loss import (
     ENTROPY_BOUND_KEY,
@@ -43,11 +49,6 @@ from rllib_trl.torch.trpl_loss import (
     policy_terms,
     projected_free_scale,
 )
-
-
-def initial_entropy(action_dim: int, init_std: float) -> float:
-    """H₀ of the initial policy N(·, init_std² I): the start of the entropy schedule."""
-    return 0.5 * action_dim * (1.0 + math.log(2.0 * math.pi)) + action_dim * math.log(init_std)
 
 
 def masked_reductions(mask: Tensor | None) -> tuple[Reduce, Reduce]:
@@ -91,25 +92,6 @@ class _LastMinibatch:
         }
 
 
-def fused_for(params: list[Tensor]) -> bool | None:
-    """True where the parameters' device has PyTorch's fused Adam kernel (CPU, CUDA)."""
-    device = params[0].device.type if params else "cpu"
-    return True if device in ("cpu", "cuda") else None
-
-
-def adam(params: list[Tensor]) -> torch.optim.Adam:
-    """Adam with PyTorch's fused kernel where there is one: the same update rule as the
-    per-parameter loop (equal up to float rounding), in one call instead of ~8 ops per
-    parameter tensor (about 0.4 ms of each minibatch here)."""
-    return torch.optim.Adam(params, fused=fused_for(params))
-
-
-def all_finite(grads: list[Tensor]) -> bool:
-    """True if every entry of every gradient is finite: one check over one copy of all of
-    them (a few thousand numbers here), not two ops per tensor. One device assumed."""
-    return bool(torch.isfinite(torch.cat([g.reshape(-1) for g in grads])).all()) if grads else True
-
-
 def shares_optimizer(config) -> bool:
     """One Adam over policy and value net makes the same steps as two when both use one
     learning rate (schedule) and no global-norm clipping couples their gradients (Adam's
@@ -118,7 +100,7 @@ def shares_optimizer(config) -> bool:
     return config.vf_lr == config.lr and not global_clip
 
 
-class TRPLTorchLearner(PolicyStepLearner, PPOTorchLearner):
+class TRPLTorchLearner(PolicyStepLearner, FastPathsTorchLearner, PPOTorchLearner):
     """PPO's learner machinery (GAE connector, epochs, minibatches) with TRPL's loss;
     the policy's real step logged after each update (``policy_step.py``)."""
 
@@ -131,28 +113,22 @@ class TRPLTorchLearner(PolicyStepLearner, PPOTorchLearner):
             self._learner_connector.insert_before(
                 GeneralAdvantageEstimation, ScaleRewards(clip=self.config.reward_clip)
             )
+        self._settings: dict[ModuleID, TRPLSettings] = {}
         self._old_scale: dict[ModuleID, Tensor] = {}
         self._entropy_bound: dict[ModuleID, float | None] = {}
         self._last_minibatch: dict[ModuleID, _LastMinibatch] = {}
-        self._last_off_policy_batch: dict[ModuleID, Any] = {}
 
     @override(TorchLearner)
     def configure_optimizers_for_module(self, module_id: ModuleID, config=None) -> None:
+        """The value net gets its own Adam and ``vf_lr`` (one Adam where that is the same)."""
         module = self._module[module_id]
         vf_params = list(module.unwrapped().vf.parameters())
         vf_ids = {id(p) for p in vf_params}
         pi_params = [p for p in module.parameters() if id(p) not in vf_ids]
+        groups = [("policy", pi_params, config.lr), ("value", vf_params, config.vf_lr)]
         if shares_optimizer(config):
-            params = pi_params + vf_params
-            self.register_optimizer(
-                module_id=module_id,
-                optimizer_name="default",
-                optimizer=adam(params),
-                params=params,
-                lr_or_lr_schedule=config.lr,
-            )
-            return
-        for name, params, lr in (("policy", pi_params, config.lr), ("value", vf_params, config.vf_lr)):
+            groups = [("default", pi_params + vf_params, config.lr)]
+        for name, params, lr in groups:
             self.register_optimizer(
                 module_id=module_id,
                 optimizer_name=name,
@@ -161,43 +137,18 @@ class TRPLTorchLearner(PolicyStepLearner, PPOTorchLearner):
                 lr_or_lr_schedule=lr,
             )
 
-    @override(TorchLearner)
-    def apply_gradients(self, gradients_dict: ParamDict) -> None:
-        """RLlib's step with one finiteness check over all gradients instead of two per
-        parameter tensor; a gradient that is not finite, a grad scaler or an lr scheduler
-        class goes through RLlib's own ``apply_gradients`` unchanged."""
-        grads = list(gradients_dict.values())
-        simple = self._grad_scalers is None and self._lr_scheduler_classes is None
-        if not simple or any(g is None for g in grads) or not all_finite(grads):
-            super().apply_gradients(gradients_dict)
-            return
-        for pid, grad in gradients_dict.items():
-            self._params[pid].grad = grad
-        for module_id, optimizer_names in self._module_optimizers.items():
-            for name in optimizer_names:
-                self.get_optimizer(module_id, name).step()
-
-    @override(TorchLearner)
-    def _compute_off_policyness(self, batch) -> None:
-        # RLlib logs this with window=1 from every minibatch (a boolean-mask gather each
-        # time); keep each module's latest minibatch and log it once per update.
-        self._last_off_policy_batch.update(batch)
-
-    @override(TorchLearner)
-    def _set_optimizer_state(self, state) -> None:
-        super()._set_optimizer_state(state)
-        # load_state_dict takes the saved param groups' flags: a checkpoint from before
-        # fused Adam (or from another device) would switch the kernel; choose it here.
-        for optimizer in self._named_optimizers.values():
-            for group in optimizer.param_groups:
-                group["fused"] = fused_for(group["params"])
+    def settings(self, module_id: ModuleID) -> TRPLSettings:
+        """The module's TRPL settings, resolved once per iteration."""
+        if module_id not in self._settings:
+            self._settings[module_id] = TRPLSettings.from_config(self.config.get_config_for_module(module_id))
+        return self._settings[module_id]
 
     @override(PPOTorchLearner)
     def compute_loss_for_module(
         self, *, module_id: ModuleID, config, batch: dict[str, Any], fwd_out: dict[str, Tensor]
     ) -> Tensor:
         module = self.module[module_id].unwrapped()
-        settings = TRPLSettings.from_config(config)
+        settings = self.settings(module_id)
         raw = unpack(fwd_out[Columns.ACTION_DIST_INPUTS], module.full)
         old = unpack(batch[Columns.ACTION_DIST_INPUTS], module.full)
         mask = batch.get(Columns.LOSS_MASK)
@@ -244,15 +195,15 @@ class TRPLTorchLearner(PolicyStepLearner, PPOTorchLearner):
     @override(Learner)
     def before_gradient_based_update(self, *, timesteps: dict[str, Any]) -> None:
         super().before_gradient_based_update(timesteps=timesteps)
-        for module_id, module in self.module._rl_modules.items():
+        self._settings.clear()
+        for module_id, module in self._trpl_modules():
             config = self.config.get_config_for_module(module_id)
-            module = module.unwrapped() if hasattr(module, "unwrapped") else module
             if not module.contextual_std:
                 # π_old's std is the parameter now: EnvRunners sampled with these weights.
                 self._old_scale[module_id] = module.scale_from_raw(module.scale_param.detach()).clone()
             beta = entropy_bound(
                 config.entropy_schedule,
-                initial_entropy=initial_entropy(module.k, config.model_config.get("init_std", 1.0)),
+                initial_entropy=float(entropy(torch.full((module.k,), module.init_std), full=False)),
                 target_entropy=config.target_entropy if config.target_entropy is not None else 0.0,
                 temperature=config.temperature,
                 step=int(timesteps.get(NUM_ENV_STEPS_SAMPLED_LIFETIME, 0) or 0),
@@ -266,25 +217,24 @@ class TRPLTorchLearner(PolicyStepLearner, PPOTorchLearner):
     @override(PPOTorchLearner)
     def after_gradient_based_update(self, *, timesteps: dict[str, Any]) -> None:
         super().after_gradient_based_update(timesteps=timesteps)
-        if self._last_off_policy_batch:
-            super()._compute_off_policyness(self._last_off_policy_batch)
-            self._last_off_policy_batch = {}
         for module_id, last in self._last_minibatch.items():
             self.metrics.log_dict(last.metrics(), key=module_id, window=1)
         self._last_minibatch.clear()
-        for module_id, module in self.module._rl_modules.items():
-            module = module.unwrapped() if hasattr(module, "unwrapped") else module
-            if module.contextual_std or module_id not in self._old_scale:
-                continue
-            self._copy_projected_scale(module_id, module)
+        for module_id, module in self._trpl_modules():
+            if not module.contextual_std and module_id in self._old_scale:
+                self._copy_projected_scale(module_id, module)
         self.log_policy_step()  # of the policy the EnvRunners get next
+
+    def _trpl_modules(self):
+        """(module_id, unwrapped module) pairs (under DDP the module is wrapped)."""
+        for module_id, module in self.module.items():
+            yield module_id, module.unwrapped() if hasattr(module, "unwrapped") else module
 
     @torch.no_grad()
     def _copy_projected_scale(self, module_id: ModuleID, module) -> None:
         """A state-independent std is not pulled back by the trust-region loss: write
         its projection (around the std that sampled this iteration's data) into it."""
-        settings = TRPLSettings.from_config(self.config.get_config_for_module(module_id))
         scale = module.scale_from_raw(module.scale_param)
         beta = self._entropy_bound.get(module_id)
-        p_scale = projected_free_scale(settings, scale, self._old_scale[module_id], beta)
+        p_scale = projected_free_scale(self.settings(module_id), scale, self._old_scale[module_id], beta)
         module.scale_param.copy_(module.raw_from_scale(p_scale))

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import torch
 from ray.rllib.algorithms.ppo.ppo_torch_policy import PPOTorchPolicy
+from ray.rllib.core.learner.learner import ENTROPY_KEY, POLICY_LOSS_KEY, VF_LOSS_KEY
 from ray.rllib.evaluation.postprocessing import Postprocessing
 from ray.rllib.policy.sample_batch import SampleBatch
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.numpy import convert_to_numpy
 from ray.rllib.utils.torch_utils import explained_variance
 
+from rllib_trl.torch.distributions import unpack
 from rllib_trl.torch.trpl_loss import (
+    KL_MEAN_KEY,
+    METRIC_KEYS,
     TRUST_REGION_LOSS_KEY,
     VF_EXPLAINED_VAR_KEY,
     TRPLSettings,
@@ -26,27 +30,7 @@ from rllib_trl.torch.trpl_loss import (
     projected_free_scale,
 )
 
-STAT_KEYS = (
-    "kl_mean",
-    "kl_max",
-    "mean_constraint",
-    "mean_constraint_max",
-    "cov_constraint",
-    "cov_constraint_max",
-    "mean_projected_frac",
-    "cov_projected_frac",
-    TRUST_REGION_LOSS_KEY,
-    "policy_loss",
-    "vf_loss",
-    VF_EXPLAINED_VAR_KEY,
-    "entropy",
-)
-
-
-def _split(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """[mean, log std] -> (mean, std), the layout of RLlib's diagonal Gaussian."""
-    mean, log_std = torch.chunk(logits, 2, dim=-1)
-    return mean, log_std.exp()
+STAT_KEYS = METRIC_KEYS
 
 
 class TRPLTorchPolicy(PPOTorchPolicy):
@@ -56,8 +40,8 @@ class TRPLTorchPolicy(PPOTorchPolicy):
     def loss(self, model, dist_class, train_batch: SampleBatch):
         settings = TRPLSettings.from_config(self.config)
         logits, _ = model(train_batch)
-        raw = _split(logits)
-        old = _split(train_batch[SampleBatch.ACTION_DIST_INPUTS])
+        raw = unpack(logits, full=False)  # RLlib's diagonal Gaussian layout: [mean, log std]
+        old = unpack(train_batch[SampleBatch.ACTION_DIST_INPUTS], full=False)
         terms = policy_terms(
             settings,
             raw,
@@ -78,11 +62,11 @@ class TRPLTorchPolicy(PPOTorchPolicy):
         stats.update(
             {
                 "total_loss": total,
-                "policy_loss": terms["policy_loss"],
+                POLICY_LOSS_KEY: terms["policy_loss"],
                 TRUST_REGION_LOSS_KEY: terms[TRUST_REGION_LOSS_KEY],
-                "vf_loss": vf_loss,
+                VF_LOSS_KEY: vf_loss,
                 VF_EXPLAINED_VAR_KEY: explained_variance(train_batch[Postprocessing.VALUE_TARGETS], values),
-                "entropy": terms["entropy"],
+                ENTROPY_KEY: terms["entropy"],
                 # PPO's KL-coefficient update reads these
                 "mean_kl_loss": torch.zeros((), device=total.device),
                 "mean_entropy": terms["entropy"],
@@ -97,7 +81,7 @@ class TRPLTorchPolicy(PPOTorchPolicy):
         stats = {key: torch.mean(torch.stack(self.get_tower_stats(key))) for key in STAT_KEYS}
         stats["total_loss"] = torch.mean(torch.stack(self.get_tower_stats("total_loss")))
         stats["cur_lr"] = self.cur_lr
-        stats["kl"] = stats["kl_mean"]
+        stats["kl"] = stats[KL_MEAN_KEY]
         return convert_to_numpy(stats)
 
     def free_log_std(self) -> torch.nn.Parameter:

@@ -17,7 +17,7 @@ from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.env.multi_agent_env import make_multi_agent
 
 from rllib_trl import TRPLConfig
-from tests.algorithm.test_filters import _stats
+from tests.connectors.test_filters import _stats
 
 SLACK = 1 + 1e-4
 TwoPendulums = make_multi_agent("Pendulum-v1")

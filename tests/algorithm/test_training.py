@@ -9,35 +9,10 @@ import pytest
 import torch
 
 from rllib_trl.projections import get_trust_region
-from rllib_trl.torch.trpl_loss import (
-    COV_CONSTRAINT_KEY,
-    COV_CONSTRAINT_MAX_KEY,
-    COV_PROJECTED_FRAC_KEY,
-    KL_MAX_KEY,
-    KL_MEAN_KEY,
-    MEAN_CONSTRAINT_KEY,
-    MEAN_CONSTRAINT_MAX_KEY,
-    MEAN_PROJECTED_FRAC_KEY,
-    TRUST_REGION_LOSS_KEY,
-    VF_EXPLAINED_VAR_KEY,
-)
+from rllib_trl.torch.trpl_loss import COV_CONSTRAINT_MAX_KEY, KL_MAX_KEY, MEAN_CONSTRAINT_MAX_KEY
+from rllib_trl.torch.trpl_loss import METRIC_KEYS as METRICS
 from tests.algorithm.helpers import small_config
 
-METRICS = [
-    KL_MEAN_KEY,
-    KL_MAX_KEY,
-    MEAN_CONSTRAINT_KEY,
-    MEAN_CONSTRAINT_MAX_KEY,
-    COV_CONSTRAINT_KEY,
-    COV_CONSTRAINT_MAX_KEY,
-    MEAN_PROJECTED_FRAC_KEY,
-    COV_PROJECTED_FRAC_KEY,
-    TRUST_REGION_LOSS_KEY,
-    "policy_loss",
-    "vf_loss",
-    VF_EXPLAINED_VAR_KEY,
-    "entropy",
-]
 VARIANTS = {
     "diag": ("diag", False),
     "full": ("full", False),

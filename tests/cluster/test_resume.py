@@ -75,4 +75,10 @@ def test_resume_after_driver_killed(tmp_path):
     assert repeated == list(range(max(before) - len(repeated) + 1, max(before) + 1)), (repeated, before)
     frame, _ = load_trial(trial)
     assert frame["training_iteration"].tolist() == list(range(1, STOP + 1))
+    # the row kept for a repeated iteration is the resumed run's (its last one)
+    rows = [json.loads(line) for line in (trial / "result.json").read_text().splitlines()]
+    for iteration in repeated:
+        first, *_, last = [row["time_total_s"] for row in rows if row["training_iteration"] == iteration]
+        kept = frame.loc[frame["training_iteration"] == iteration, "time_total_s"].item()
+        assert kept == last != first, (iteration, kept, last, first)
     assert sorted(trial.glob("checkpoint_*"))

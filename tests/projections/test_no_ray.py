@@ -5,8 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 SCRIPT = """
 import sys
+
+import pytest
 sys.modules["ray"] = None  # as if Ray were not installed: `import ray` fails
 import torch
 from rllib_trl.projections import kl_projection
@@ -23,3 +27,32 @@ def test_projections_import_without_ray():
     out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("ok")
+
+
+def _run(script: str) -> str:
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+def test_projections_leave_an_installed_ray_unimported():
+    script = (
+        "import sys, rllib_trl.projections; print(sorted(m for m in sys.modules if m.split('.')[0] == 'ray'))"
+    )
+    assert _run(script).strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "imports",
+    [
+        "import rllib_trl; from ray import tune",  # Ray after rllib_trl: registered on load
+        "import rllib_trl; import ray.rllib",  # RLlib loads Tune half-way through itself
+        "import ray; import rllib_trl; from ray import tune",  # Ray first: registered at once
+        # a module of this package imports RLlib: registered once that module has finished
+        "from rllib_trl.env_check import make_env",
+        "from rllib_trl.torch.policy_step import PolicyStepPPOTorchLearner",
+    ],
+)
+def test_import_rllib_trl_registers_trpl_with_tune(imports):
+    script = f"{imports}; from ray.tune.registry import get_trainable_cls; print(get_trainable_cls('TRPL'))"
+    assert _run(script).strip() == "<class 'rllib_trl.trpl.TRPL'>"

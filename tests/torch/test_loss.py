@@ -11,7 +11,7 @@ from ray.rllib.evaluation.postprocessing import Postprocessing
 
 from rllib_trl.projections import get_trust_region
 from rllib_trl.torch.distributions import make_distribution, pack
-from rllib_trl.torch.trpl_torch_learner import adam
+from rllib_trl.torch.learner_fast_paths import adam
 from tests.algorithm.helpers import small_config
 
 MODULE = "default_policy"
@@ -267,3 +267,50 @@ def test_restored_optimizer_keeps_the_fused_kernel():
         assert all(group["fused"] is True for group in b.param_groups)
         for p, q in zip(a.param_groups[0]["params"], b.param_groups[0]["params"], strict=True):
             torch.testing.assert_close(a.state[p]["exp_avg"], b.state[q]["exp_avg"])
+
+
+def test_ratio_clipping_follows_clip_param():
+    """With ``clip_param`` ε the surrogate is PPO's min(A·r, A·clip(r, 1 − ε, 1 + ε)) of the
+    projected policy's ratio r; without it, A·r."""
+    from rllib_trl.torch.trpl_loss import TRPLSettings, policy_terms
+
+    gen = torch.Generator().manual_seed(0)
+    n, k = 64, 3
+    old = (torch.randn(n, k, generator=gen), torch.rand(n, k, generator=gen) + 0.5)
+    raw = (old[0] + 0.5 * torch.randn(n, k, generator=gen), old[1] * 1.3)
+    old_dist = make_distribution(*old, False)
+    actions = old_dist.sample()
+    logp = old_dist.logp(actions)
+    advantages = torch.randn(n, generator=gen)
+    common = dict(
+        projection="kl",
+        mean_bound=0.5,
+        cov_bound=0.5,
+        trust_region_coeff=0.0,
+        scale_prec=True,
+        projection_dtype="float64",
+        entropy_eq=False,
+        entropy_first=False,
+    )
+    losses = {}
+    for clip in (None, 0.1):
+        terms = policy_terms(
+            TRPLSettings(**common, clip_param=clip),
+            raw,
+            old,
+            actions=actions,
+            action_logp=logp,
+            advantages=advantages,
+            full=False,
+            contextual_std=False,
+            beta=None,
+            mean_of=torch.mean,
+        )
+        ratio = torch.exp(make_distribution(*terms["projected"], False).logp(actions) - logp)
+        losses[clip] = (terms["policy_loss"], ratio)
+    ratio = losses[None][1]
+    assert ((ratio - 1).abs() > 0.1).any()  # some ratios are clipped
+    torch.testing.assert_close(losses[None][0], -(advantages * ratio).mean())
+    clipped = torch.min(advantages * ratio, advantages * ratio.clamp(0.9, 1.1))
+    torch.testing.assert_close(losses[0.1][0], -clipped.mean())
+    assert not torch.allclose(losses[None][0], losses[0.1][0])

@@ -4,7 +4,8 @@ RLlib 2.60 skips the connector-state sync when evaluation runs on the local EnvR
 only (``evaluation_num_env_runners=0``, the default), so the evaluation filter starts
 from empty statistics. ``TRPL`` calls :func:`sync_eval_observation_filter` before every
 evaluation; other algorithms (e.g. the PPO baselines) get the same through the callback
-:class:`SyncEvalObservationFilter` (YAML: ``callbacks_class: rllib_trl.eval_sync:SyncEvalObservationFilter``).
+:class:`SyncEvalObservationFilter` (YAML: ``callbacks_class:
+rllib_trl.connectors.eval_sync:SyncEvalObservationFilter``).
 """
 
 from __future__ import annotations

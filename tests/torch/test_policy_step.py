@@ -38,7 +38,7 @@ def test_metrics_are_the_split_divergence_and_the_outside_fraction():
     torch.manual_seed(0)
     old = (torch.randn(500, 3), torch.rand(500, 3) + 0.5)
     new = (old[0] + 0.1 * torch.randn(500, 3), old[1] * (1 + 0.05 * torch.randn(500, 3)))
-    step = StepMeasure("wasserstein", True, mean_bound=0.02, cov_bound=0.001)
+    step = StepMeasure(get_trust_region("wasserstein"), mean_bound=0.02, cov_bound=0.001)
     out = policy_step_metrics(new, old, step, full=False)
     new64, old64 = ([t.double() for t in p] for p in (new, old))
     kl = sum(get_trust_region("kl").parts(*new64, *old64))
@@ -54,11 +54,13 @@ def test_metrics_are_the_split_divergence_and_the_outside_fraction():
 
 
 def test_measure_and_bounds_per_algorithm():
-    assert StepMeasure.of(TRPLConfig().training(projection="frobenius", mean_bound=0.1)) == StepMeasure(
-        "frobenius", True, 0.1, 0.001
-    )
-    assert StepMeasure.of(TRPLConfig().training(projection="none")).measure == "kl"
-    assert StepMeasure.of(PPOConfig()) == StepMeasure("kl", True, 0.03, 0.001)
+    def summary(step: StepMeasure) -> tuple:
+        return step.region.name, step.region.measure, step.mean_bound, step.cov_bound
+
+    frobenius = TRPLConfig().training(projection="frobenius", mean_bound=0.1)
+    assert summary(StepMeasure.of(frobenius)) == ("frobenius", "frobenius", 0.1, 0.001)
+    assert StepMeasure.of(TRPLConfig().training(projection="none")).region.measure == "kl"
+    assert summary(StepMeasure.of(PPOConfig())) == ("kl", "kl", 0.03, 0.001)
     ppo = PPOConfig().learners(learner_config_dict={"mean_bound": 0.05})
     assert StepMeasure.of(ppo).mean_bound == 0.05
     # the plot draws the same bounds

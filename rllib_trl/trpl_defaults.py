@@ -1,0 +1,28 @@
+"""The keys TRPL adds to PPO's ``training()``, with their defaults (no Ray import: the
+real-step metrics of the PPO baselines and the plot read the bounds from here)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# `training()` keys that TRPL adds to PPO's, with their defaults.
+TRPL_DEFAULTS: dict[str, Any] = {
+    "projection": "kl",
+    "mean_bound": 0.03,
+    "cov_bound": 0.001,
+    "trust_region_coeff": 8.0,
+    "scale_prec": True,
+    "entropy_schedule": None,
+    "target_entropy": None,
+    "temperature": 0.5,
+    "entropy_eq": False,
+    "entropy_first": False,
+    "entropy_schedule_steps": 1_000_000,
+    "vf_lr": 3e-4,
+    "projection_dtype": "float64",
+    "normalize_observations": True,
+    # None: on for the new API stack, off on the old one (its RolloutWorkers have no
+    # reward-statistics connector); see `rewards_normalized`.
+    "normalize_rewards": None,
+    "reward_clip": 10.0,
+}
