@@ -3,8 +3,9 @@
     python benchmarks/throughput.py [--iterations 6] [--rounds 2] [--out benchmarks/results/throughput.json]
 
 Same rollout and SGD work for all: 2048 env steps per iteration, 10 epochs, minibatch 64,
-64-64 tanh networks, observation and reward normalisation. A candidate is ``NAME@RxE``:
-R EnvRunners (RLlib, at 1/R CPU each) or one process (SB3) with E envs in all per runner.
+64-64 tanh networks, observation normalisation; TRPL and SB3 also normalise rewards (RLlib
+PPO has no reward normalisation). A candidate is ``NAME@RxE``: R EnvRunners with E envs
+each (RLlib, at 1/R CPU each), or one process with E envs (SB3, R = 1).
 
 - RLlib candidates are timed twice: as a split (sampling, then the learner update, with
   timers around each; the first iteration of a build not counted) and through
@@ -16,7 +17,7 @@ R EnvRunners (RLlib, at 1/R CPU each) or one process (SB3) with E envs in all pe
 ``trpl-none`` is the TRPL learner with the identity projection: a projection's ratio to it
 ("vs none", same layout only) bounds the projection's own cost. Candidates run
 interleaved, in rounds, after one warm-up iteration each. Ratios "vs sb3" compare with
-SB3 at the same E (``sb3@1xE``). Needs ``pip install stable-baselines3``.
+SB3 with the same number of envs in all (``sb3@1x(R·E)``). Needs ``pip install stable-baselines3``.
 """
 
 from __future__ import annotations
@@ -151,6 +152,8 @@ def parse(name: str) -> tuple[str, int, int]:
 
 def build(name: str):
     base, runners, envs = parse(name)
+    if STEPS % (runners * envs):
+        raise SystemExit(f"{name}: {runners * envs} envs in all must divide {STEPS} steps per iteration")
     if base == "sb3":
         if runners != 1:
             raise SystemExit(f"{name}: SB3 runs in one process, use sb3@1xE")

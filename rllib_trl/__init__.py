@@ -13,14 +13,17 @@ from typing import Any
 from rllib_trl._registration import register_when_ray_loads, rllib_installed
 
 __version__ = "0.1.0"
-__all__ = ["TRPL", "TRPLConfig"]
+ALGORITHM_NAMES = ("TRPL", "TRPLConfig")
+__all__ = list(ALGORITHM_NAMES) if rllib_installed() else []
 
 register_when_ray_loads()
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__ and rllib_installed():
+    if name in ALGORITHM_NAMES and rllib_installed():
         from rllib_trl import trpl
 
-        return getattr(trpl, name)
+        value = getattr(trpl, name)
+        globals()[name] = value  # found directly from now on
+        return value
     raise AttributeError(f"module 'rllib_trl' has no attribute {name!r}")

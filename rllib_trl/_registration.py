@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.abc
 import importlib.util
+import logging
 import sys
 from importlib.util import find_spec
 from pathlib import Path
@@ -29,11 +30,25 @@ def rllib_installed() -> bool:
     except (ImportError, ValueError):  # e.g. sys.modules["ray"] = None
         return False
     locations = (spec.submodule_search_locations or []) if spec is not None else []
-    return any((Path(location) / "rllib" / "__init__.py").is_file() for location in locations)
+    has_rllib = any((Path(location) / "rllib" / "__init__.py").is_file() for location in locations)
+    return has_rllib and find_spec("gymnasium") is not None  # the Ray wheel ships rllib/ always
 
 
 def _register() -> None:
     import rllib_trl.trpl  # noqa: F401  (registers "TRPL")
+
+
+def _register_or_warn() -> None:
+    """:func:`_register` from inside someone else's import: a failure must not fail that
+    import (e.g. ``import ray.tune`` where RLlib's dependencies are missing)."""
+    try:
+        _register()
+    except Exception as err:  # noqa: BLE001
+        logging.getLogger(__name__).warning(
+            "rllib_trl: 'TRPL' is not registered with Tune (%s: %s); import rllib_trl.trpl to see why",
+            type(err).__name__,
+            err,
+        )
 
 
 class _RegisterAfterLoad(importlib.abc.MetaPathFinder):
@@ -65,12 +80,12 @@ class _RegisterAfterLoad(importlib.abc.MetaPathFinder):
             self.executing.append(fullname)
             try:
                 run(module)
-            finally:
+                self.pending = self.pending or fullname in WATCHED
+            finally:  # also when the module raised: a waiting registration is not lost
                 self.executing.remove(fullname)
-            self.pending = self.pending or fullname in WATCHED
-            if self.pending and not self.executing and self in sys.meta_path:
-                sys.meta_path.remove(self)
-                _register()
+                if self.pending and not self.executing and self in sys.meta_path:
+                    sys.meta_path.remove(self)
+                    _register_or_warn()
 
         spec.loader.exec_module = exec_then_register
         return spec

@@ -1,7 +1,7 @@
 """Speed-ups of RLlib's torch learner that depend on its internals, in one place.
 
 Each replaces one RLlib 2.60 behaviour with one that gives the same result
-(pinned by ``tests/torch/test_learner_fast_paths.py``):
+(pinned by tests in ``tests/torch/test_loss.py``):
 
 - ``adam``: PyTorch's fused Adam kernel instead of the per-parameter loop (same update
   rule up to float rounding; ~0.4 ms of each minibatch here).

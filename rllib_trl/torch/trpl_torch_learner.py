@@ -203,7 +203,9 @@ class TRPLTorchLearner(PolicyStepLearner, FastPathsTorchLearner, PPOTorchLearner
                 self._old_scale[module_id] = module.scale_from_raw(module.scale_param.detach()).clone()
             beta = entropy_bound(
                 config.entropy_schedule,
-                initial_entropy=float(entropy(torch.full((module.k,), module.init_std), full=False)),
+                initial_entropy=float(
+                    entropy(torch.full((module.k,), module.init_std, dtype=torch.float64), False)
+                ),
                 target_entropy=config.target_entropy if config.target_entropy is not None else 0.0,
                 temperature=config.temperature,
                 step=int(timesteps.get(NUM_ENV_STEPS_SAMPLED_LIFETIME, 0) or 0),

@@ -215,3 +215,11 @@ def test_discounted_return_stats_per_agent_with_staggered_ends():
         np.testing.assert_allclose(mean, np.mean(returns), rtol=1e-12)
         np.testing.assert_allclose(m2 / n, np.var(returns), rtol=1e-12, atol=1e-12)
     assert not connector._seen_t and not connector._returns  # the finished episode is forgotten
+
+
+def test_eval_sync_keeps_its_old_path():
+    """YAML files and checkpoints written before the move name rllib_trl.eval_sync."""
+    from rllib_trl.connectors.eval_sync import SyncEvalObservationFilter
+    from rllib_trl.eval_sync import SyncEvalObservationFilter as old_path
+
+    assert old_path is SyncEvalObservationFilter

@@ -54,5 +54,18 @@ def test_projections_leave_an_installed_ray_unimported():
     ],
 )
 def test_import_rllib_trl_registers_trpl_with_tune(imports):
-    script = f"{imports}; from ray.tune.registry import get_trainable_cls; print(get_trainable_cls('TRPL'))"
-    assert _run(script).strip() == "<class 'rllib_trl.trpl.TRPL'>"
+    # registered by the import itself: get_trainable_cls would otherwise import RLlib,
+    # which registers through the hook and hides a broken ray.tune path
+    script = (
+        f"{imports}; from ray.tune.registry import TRAINABLE_CLASS, _global_registry, get_trainable_cls;"
+        " print(_global_registry.contains(TRAINABLE_CLASS, 'TRPL'), get_trainable_cls('TRPL'))"
+    )
+    assert _run(script).strip() == "True <class 'rllib_trl.trpl.TRPL'>"
+
+
+def test_a_failing_registration_does_not_fail_the_import_of_tune():
+    script = (
+        "import sys, rllib_trl.projections; sys.modules['rllib_trl.trpl'] = None;"
+        " import ray.tune; print('tune imported')"
+    )
+    assert _run(script).strip().endswith("tune imported")

@@ -59,6 +59,9 @@ def test_measure_and_bounds_per_algorithm():
 
     frobenius = TRPLConfig().training(projection="frobenius", mean_bound=0.1)
     assert summary(StepMeasure.of(frobenius)) == ("frobenius", "frobenius", 0.1, 0.001)
+    for scale_prec in (True, False):
+        step = StepMeasure.of(TRPLConfig().training(projection="frobenius", scale_prec=scale_prec))
+        assert step.region.split.keywords["scale_prec"] is scale_prec
     assert StepMeasure.of(TRPLConfig().training(projection="none")).region.measure == "kl"
     assert summary(StepMeasure.of(PPOConfig())) == ("kl", "kl", 0.03, 0.001)
     ppo = PPOConfig().learners(learner_config_dict={"mean_bound": 0.05})
