@@ -76,7 +76,12 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/evaluation.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"worker_process_setup_hook": "rllib_trl.worker_setup.setup_worker"},  # as the CLI
+    )
     times: dict[str, list[float]] = {v: [] for v in args.variants}
     for round_ in range(args.rounds):
         for name in args.variants:

@@ -193,7 +193,12 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/throughput.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"worker_process_setup_hook": "rllib_trl.worker_setup.setup_worker"},  # as the CLI
+    )
     split: dict[str, list[tuple[float, float, int]]] = {c: [] for c in args.candidates}
     train: dict[str, list[tuple[float, int]]] = {c: [] for c in args.candidates}
     for round_ in range(args.rounds):

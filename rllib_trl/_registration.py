@@ -1,7 +1,7 @@
 """Register "TRPL" with Tune without importing Ray from ``import rllib_trl``.
 
-Where Ray is already imported, ``rllib_trl.trpl`` (which registers on import) is imported
-at once. Otherwise a meta-path finder watches ``ray.tune``, ``ray.rllib`` and this
+Where Ray Tune or RLlib is already imported, ``rllib_trl.trpl`` (which registers on import)
+is imported at once. Otherwise a meta-path finder watches ``ray.tune``, ``ray.rllib`` and this
 package's own modules: once Tune or RLlib has loaded, it imports ``rllib_trl.trpl`` as
 soon as none of the watched modules is still executing (``ray.rllib`` loads ``ray.tune``
 half-way through itself, and a module of this package may be what imported Ray; importing
@@ -95,7 +95,11 @@ def register_when_ray_loads() -> None:
     """Register now if Ray is imported, else once Ray Tune or RLlib is (see module doc)."""
     if not rllib_installed():
         return
-    if any(sys.modules.get(name) is not None for name in ("ray", *WATCHED)):
+    # Tune or RLlib loaded: register now. Ray's core alone is not enough, and must not be:
+    # a Ray worker imports this package in its setup hook, before Ray sets the worker's
+    # OMP_NUM_THREADS, and importing the algorithm (and torch) then would fix torch's
+    # thread count too early (see worker_setup.py).
+    if any(sys.modules.get(name) is not None for name in WATCHED):
         _register()
         return
     if not any(isinstance(finder, _RegisterAfterLoad) for finder in sys.meta_path):

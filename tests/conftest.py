@@ -11,7 +11,7 @@ from rllib_trl.mujoco_log import route_mujoco_warnings
 # MuJoCo's warnings go to logging, not to MUJOCO_LOG.TXT in the working tree: here, and in
 # the workers of the Ray instances the tests start (below).
 route_mujoco_warnings()
-WORKER_SETUP = {"worker_process_setup_hook": "rllib_trl.mujoco_log.route_mujoco_warnings"}
+WORKER_SETUP = {"worker_process_setup_hook": "rllib_trl.worker_setup.setup_worker"}
 
 
 @pytest.fixture(scope="module")

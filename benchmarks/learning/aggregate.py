@@ -19,7 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rllib_trl.cli.plot import EVAL_RETURN, STEPS, interval, load_trial, plot_command
+from rllib_trl.cli.plot import interval, load_trial, plot_command
+from rllib_trl.cli.result_keys import ENV_STEPS as STEPS
+from rllib_trl.cli.result_keys import EVAL_RETURN
 
 HERE = Path(__file__).resolve().parent
 

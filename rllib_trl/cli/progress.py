@@ -9,7 +9,6 @@ condition.
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Callable
@@ -20,7 +19,6 @@ from ray import tune
 from ray.tune.utils import flatten_dict
 
 from rllib_trl.cli.result_keys import ENV_STEPS, EVAL_RETURN, ITERATION, RETURN
-from rllib_trl.mujoco_log import route_mujoco_warnings
 from rllib_trl.torch.trpl_loss import KL_MAX_KEY as KL_MAX  # per module under learners/<module>/
 
 HEADER = (
@@ -150,12 +148,3 @@ class ProgressTable(tune.Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         self._print(trial, self.trials.setdefault(trial.trial_id, TrialProgress()), "failed")
-
-
-def quiet_worker_logs() -> None:
-    """Ray ``worker_process_setup_hook`` of the CLI's local instance: the trainable's
-    "Checkpoint successfully created at ..." INFO line (one per checkpoint) stays off the
-    console; the final report names the latest checkpoint. Warnings and errors pass.
-    MuJoCo's warnings go to logging instead of a MUJOCO_LOG.TXT in the working directory."""
-    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
-    route_mujoco_warnings()

@@ -94,7 +94,7 @@ def init_ray(address: str | None) -> None:
     elif os.environ.get("RAY_ADDRESS"):
         ray.init()  # inside `ray job submit`: the job's runtime_env stays as submitted
     else:
-        ray.init(runtime_env={"worker_process_setup_hook": "rllib_trl.cli.progress.quiet_worker_logs"})
+        ray.init(runtime_env={"worker_process_setup_hook": "rllib_trl.worker_setup.setup_worker"})
 
 
 def last_reported(result, metric: str) -> tuple[float, int] | None:
