@@ -6,10 +6,12 @@ Builds the tuned example (its own config: 2 EnvRunners x 4 envs, 2048 steps per 
 10 deterministic evaluation episodes every 10 iterations) and times ``algo.train()`` over
 ``--iterations`` iterations, once without evaluation and once per variant:
 
-- ``driver-4``: the examples' setting before (the local evaluation EnvRunner, 4 envs);
-- ``driver-10``: the same EnvRunner with 10 envs, one episode each, stepped as one batch;
-- ``parallel-10``: one remote evaluation EnvRunner with 10 envs, run while training
-  (``evaluation_parallel_to_training``).
+- ``rllib``: RLlib's evaluation on the local evaluation EnvRunner (4 envs);
+- ``batched``: ``rllib_trl.evaluation:batched_evaluation``, the 10 episodes in lockstep
+  (the tuned examples' setting);
+- ``driver-10``: RLlib's, with 10 envs on the evaluation EnvRunner;
+- ``parallel-10``: RLlib's, on one remote evaluation EnvRunner with 10 envs, run while
+  training (``evaluation_parallel_to_training``).
 
 Evaluation's share = 1 − (time without evaluation) / (time with it). Same protocol in all:
 10 episodes with the mean action. Run alone on the machine; variants are interleaved over
@@ -30,11 +32,14 @@ import ray
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+RLLIB = {"custom_evaluation_function": None}
 VARIANTS = {
     "off": {"evaluation_interval": None},
-    "driver-4": {"evaluation_num_env_runners": 0, "evaluation_config": {"num_envs_per_env_runner": 4}},
-    "driver-10": {"evaluation_num_env_runners": 0, "evaluation_config": {"num_envs_per_env_runner": 10}},
+    "rllib": {**RLLIB, "evaluation_num_env_runners": 0},
+    "batched": {},
+    "driver-10": {**RLLIB, "evaluation_config": {"num_envs_per_env_runner": 10}},
     "parallel-10": {
+        **RLLIB,
         "evaluation_num_env_runners": 1,
         "evaluation_parallel_to_training": True,
         "evaluation_config": {"num_envs_per_env_runner": 10},
@@ -72,7 +77,7 @@ def main() -> None:
     parser.add_argument("--example", default="halfcheetah/halfcheetah-trpl-kl")
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", default=["off", "rllib", "batched"])
     parser.add_argument("--out", default="benchmarks/results/evaluation.json")
     args = parser.parse_args()
     torch.set_num_threads(1)

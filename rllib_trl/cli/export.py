@@ -5,33 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import gymnasium as gym
-import numpy as np
-import tree
 from ray.rllib.core import DEFAULT_MODULE_ID
 
 from rllib_trl.cli.checkpoint import Checkpoint, load_checkpoint
 from rllib_trl.cli.errors import UsageError
+from rllib_trl.connectors.mean_std_filter import filter_stats
 from rllib_trl.deploy import ActionMapping, DeployablePolicy, ObservationStats, export_policy
 
 
 def observation_stats(checkpoint: Checkpoint, agent_id) -> ObservationStats | None:
     """The frozen filter statistics the EnvRunners normalised ``agent_id``'s observations
     with (None: no observation filter in the run)."""
-    obs_filter = checkpoint.observation_filter()
-    if obs_filter is None or obs_filter._filters is None:
-        return None
-    agent_filter = obs_filter._filters[agent_id]
-    stats = tree.flatten(agent_filter.running_stats)
-    if len(stats) != 1:
-        raise UsageError("export supports Box observations; this checkpoint's are a nested space")
-    (stat,) = stats
-    return ObservationStats(
-        mean=np.asarray(stat.mean),
-        std=np.asarray(stat.std),
-        clip=agent_filter.clip,
-        demean=agent_filter.demean,
-        destd=agent_filter.destd,
-    )
+    try:
+        return filter_stats(checkpoint.observation_filter(), agent_id)
+    except ValueError:
+        raise UsageError("export supports Box observations; this checkpoint's are a nested space") from None
 
 
 def export_targets(loaded: Checkpoint, output: str) -> list[tuple[Path, str, object]]:

@@ -23,6 +23,7 @@ CALLABLE_KEYS = {
     "learner_connector",
     "callbacks_class",
     "learner_class",
+    "custom_evaluation_function",
 }
 # ... of which these are stored under a leading underscore (as is `model_config`).
 PRIVATE_KEYS = {

@@ -22,6 +22,7 @@ from ray.rllib.utils.annotations import override
 from ray.rllib.utils.filter import RunningStat
 
 from rllib_trl.connectors.running_stats import Stat, combine, subtract
+from rllib_trl.deploy import ObservationStats
 
 BASE_KEY = "base_running_stats"
 
@@ -93,3 +94,23 @@ class ExactMeanStdFilter(MeanStdFilter):
                 _set_stat(rs, stat)
         out = MeanStdFilter._get_state_from_filters(self._filters)
         return copy.deepcopy(out)
+
+
+def filter_stats(obs_filter: MeanStdFilter | None, agent_id: Any = None) -> ObservationStats | None:
+    """The statistics ``obs_filter`` normalises ``agent_id``'s observations with, frozen
+    (None: no filter, or no statistics yet). Raises ``ValueError`` for a nested
+    observation space (several running statistics per agent)."""
+    if obs_filter is None or obs_filter._filters is None:
+        return None
+    agent_filter = obs_filter._filters[agent_id]
+    stats = tree.flatten(agent_filter.running_stats)
+    if len(stats) != 1:
+        raise ValueError("only Box observations are supported; these are a nested space")
+    (stat,) = stats
+    return ObservationStats(
+        mean=np.asarray(stat.mean),
+        std=np.asarray(stat.std),
+        clip=agent_filter.clip,
+        demean=agent_filter.demean,
+        destd=agent_filter.destd,
+    )
