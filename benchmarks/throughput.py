@@ -89,9 +89,11 @@ def rllib_candidate(name: str, envs: int, runners: int = 1):
         return mid - start, time.perf_counter() - mid, sampled
 
     def train() -> tuple[float, int]:
+        before = algo.metrics.peek(("env_runners", NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)
         start = time.perf_counter()
         result = algo.train()
-        return time.perf_counter() - start, int(result["env_runners"]["num_env_steps_sampled"])
+        seconds = time.perf_counter() - start
+        return seconds, int(result[NUM_ENV_STEPS_SAMPLED_LIFETIME] - before)
 
     return iteration, train, algo.stop
 
@@ -166,7 +168,7 @@ def summarise(name: str, split: list[tuple[float, float, int]], train: list[tupl
     learn_s = statistics.median(d[1] for d in split)
     steps = float(np.mean([d[2] for d in split]))
     train_s = statistics.median(t for t, _ in train)
-    train_steps = float(np.mean([n for _, n in train]))
+    train_steps = float(statistics.median(n for _, n in train))  # the first counts the split runs too
     return {
         "candidate": name,
         "env_steps_per_s": steps / (sample_s + learn_s),
