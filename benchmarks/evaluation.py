@@ -31,6 +31,8 @@ from pathlib import Path
 import ray
 import torch
 
+from rllib_trl.worker_setup import RUNTIME_ENV
+
 ROOT = Path(__file__).resolve().parents[1]
 RLLIB = {"custom_evaluation_function": None}
 VARIANTS = {
@@ -85,7 +87,7 @@ def main() -> None:
         num_cpus=2,
         include_dashboard=False,
         log_to_driver=False,
-        runtime_env={"worker_process_setup_hook": "rllib_trl.worker_setup.setup_worker"},  # as the CLI
+        runtime_env=RUNTIME_ENV,  # as the CLI
     )
     times: dict[str, list[float]] = {v: [] for v in args.variants}
     for round_ in range(args.rounds):

@@ -34,6 +34,8 @@ import numpy as np
 import ray
 import torch
 
+from rllib_trl.worker_setup import RUNTIME_ENV
+
 STEPS = 2048
 
 
@@ -199,7 +201,7 @@ def main() -> None:
         num_cpus=2,
         include_dashboard=False,
         log_to_driver=False,
-        runtime_env={"worker_process_setup_hook": "rllib_trl.worker_setup.setup_worker"},  # as the CLI
+        runtime_env=RUNTIME_ENV,  # as the CLI
     )
     split: dict[str, list[tuple[float, float, int]]] = {c: [] for c in args.candidates}
     train: dict[str, list[tuple[float, int]]] = {c: [] for c in args.candidates}

@@ -15,6 +15,9 @@ import logging
 
 from rllib_trl.mujoco_log import route_mujoco_warnings
 
+# `ray.init(runtime_env=RUNTIME_ENV)`: the CLI's local instance, the tests' and the benchmarks'.
+RUNTIME_ENV = {"worker_process_setup_hook": "rllib_trl.worker_setup.setup_worker"}
+
 
 def setup_worker() -> None:
     """The trainable's "Checkpoint successfully created at ..." INFO line (one per

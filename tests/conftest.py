@@ -7,11 +7,12 @@ import ray
 import torch
 
 from rllib_trl.mujoco_log import route_mujoco_warnings
+from rllib_trl.worker_setup import RUNTIME_ENV
 
 # MuJoCo's warnings go to logging, not to MUJOCO_LOG.TXT in the working tree: here, and in
 # the workers of the Ray instances the tests start (below).
 route_mujoco_warnings()
-WORKER_SETUP = {"worker_process_setup_hook": "rllib_trl.worker_setup.setup_worker"}
+WORKER_SETUP = RUNTIME_ENV
 
 
 @pytest.fixture(scope="module")

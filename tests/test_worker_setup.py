@@ -9,8 +9,9 @@ import sys
 
 SCRIPT = """
 import os, ray
+from rllib_trl.worker_setup import RUNTIME_ENV
 ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-         runtime_env={"worker_process_setup_hook": "rllib_trl.worker_setup.setup_worker"})
+         runtime_env=RUNTIME_ENV)
 
 @ray.remote(num_cpus=0.5)
 class Runner:

@@ -30,6 +30,7 @@ from rllib_trl.cli.progress import ProgressTable
 from rllib_trl.cli.result_keys import ENV_STEPS
 from rllib_trl.cli.search_space import is_sampler, resolve_samplers
 from rllib_trl.cli.validate import validate_experiment
+from rllib_trl.worker_setup import RUNTIME_ENV
 
 DEFAULT_STORAGE = "~/rllib_trl_results"
 
@@ -94,7 +95,7 @@ def init_ray(address: str | None) -> None:
     elif os.environ.get("RAY_ADDRESS"):
         ray.init()  # inside `ray job submit`: the job's runtime_env stays as submitted
     else:
-        ray.init(runtime_env={"worker_process_setup_hook": "rllib_trl.worker_setup.setup_worker"})
+        ray.init(runtime_env=RUNTIME_ENV)
 
 
 def last_reported(result, metric: str) -> tuple[float, int] | None:
