@@ -15,16 +15,26 @@ Each replaces one RLlib 2.60 behaviour with one that gives the same result
   update's last minibatch is what is reported, so it is computed once per update.
 - ``_set_optimizer_state``: a restored optimizer keeps the fused kernel (RLlib's
   ``load_state_dict`` takes the saved param groups' flags).
+- ``_create_iterator_if_necessary``: RLlib's ``MiniBatchCyclicIterator`` builds each
+  minibatch by slicing ``SampleBatch`` objects and concatenating them (~0.4 ms here);
+  ``CyclicTensorMinibatches`` yields the same minibatches, in the same order, from the
+  columns' tensors (slices, one ``torch.cat`` where a minibatch wraps around, and the
+  per-epoch shuffle with the same ``np.random.permutation`` calls). Batches it does not
+  cover (sequences, non-tensor columns) keep RLlib's iterator.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import torch
 from ray.rllib.core.learner.learner import Learner
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
+from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 from ray.rllib.utils.annotations import override
+from ray.rllib.utils.minibatch_utils import MiniBatchCyclicIterator
 from ray.rllib.utils.typing import ParamDict
 from torch import Tensor
 
@@ -45,6 +55,71 @@ def all_finite(grads: list[Tensor]) -> bool:
     """True if every entry of every gradient is finite: one check over one copy of all of
     them (a few thousand numbers here), not two ops per tensor. One device assumed."""
     return bool(torch.isfinite(torch.cat([g.reshape(-1) for g in grads])).all()) if grads else True
+
+
+class CyclicTensorMinibatches:
+    """RLlib 2.60's ``MiniBatchCyclicIterator`` over tensor columns.
+
+    Per module: minibatches of ``minibatch_size`` rows taken in order from the batch;
+    one that reaches the end wraps around to the start, counts an epoch and (if
+    ``shuffle``) reorders the batch with ``np.random.permutation(len)``, as RLlib's
+    ``SampleBatch.shuffle`` does (RLlib's loop also wraps when a minibatch ends exactly
+    at the end). It stops once every module has covered ``num_epochs`` epochs, or after
+    ``num_total_minibatches`` if that is > 0.
+    """
+
+    def __init__(self, rllib_iterator: MiniBatchCyclicIterator) -> None:
+        batch = rllib_iterator._batch
+        self._env_steps = len(batch)
+        self._columns = {mid: dict(module_batch) for mid, module_batch in batch.policy_batches.items()}
+        self._minibatch_size = rllib_iterator._minibatch_size
+        self._num_epochs = rllib_iterator._num_epochs
+        self._shuffle = rllib_iterator._shuffle_batch_per_epoch
+        self._num_total_minibatches = rllib_iterator._num_total_minibatches
+
+    @staticmethod
+    def covers(rllib_iterator: Any) -> bool:
+        """True for a ``MiniBatchCyclicIterator`` over flat, non-empty tensor columns
+        without sequences."""
+        if type(rllib_iterator) is not MiniBatchCyclicIterator:
+            return False
+        for module_batch in rllib_iterator._batch.policy_batches.values():
+            if module_batch._slice_seq_lens_in_B or SampleBatch.SEQ_LENS in module_batch:
+                return False
+            if len(module_batch) == 0 or not all(torch.is_tensor(v) for v in module_batch.values()):
+                return False
+            if any(len(v) != len(module_batch) for v in module_batch.values()):
+                return False
+        return True
+
+    def __iter__(self) -> Iterator[MultiAgentBatch]:
+        start = {mid: 0 for mid in self._columns}
+        epochs = {mid: 0 for mid in self._columns}
+        count = 0
+        while (self._num_total_minibatches == 0 and min(epochs.values()) < self._num_epochs) or (
+            0 < self._num_total_minibatches and count < self._num_total_minibatches
+        ):
+            minibatch = {}
+            for mid, columns in self._columns.items():
+                length = len(next(iter(columns.values())))
+                s, n, pieces = start[mid], self._minibatch_size, []
+                while s + n >= length:
+                    pieces.append({k: v[s:] for k, v in columns.items()})
+                    n -= length - s
+                    s = 0
+                    epochs[mid] += 1
+                    if self._shuffle:
+                        permutation = np.random.permutation(length)
+                        columns = self._columns[mid] = {k: v[permutation] for k, v in columns.items()}
+                if s + n > s:
+                    pieces.append({k: v[s : s + n] for k, v in columns.items()})
+                if len(pieces) > 1:
+                    minibatch[mid] = SampleBatch({k: torch.cat([p[k] for p in pieces]) for k in columns})
+                else:
+                    minibatch[mid] = SampleBatch(pieces[0])
+                start[mid] = s + n
+            yield MultiAgentBatch(minibatch, self._env_steps)
+            count += 1
 
 
 class FastPathsTorchLearner(TorchLearner):
@@ -78,6 +153,13 @@ class FastPathsTorchLearner(TorchLearner):
         if self._last_off_policy_batch:
             super()._compute_off_policyness(self._last_off_policy_batch)
             self._last_off_policy_batch = {}
+
+    @override(Learner)
+    def _create_iterator_if_necessary(self, **kwargs) -> Any:
+        batch_iter = super()._create_iterator_if_necessary(**kwargs)
+        if CyclicTensorMinibatches.covers(batch_iter):
+            return CyclicTensorMinibatches(batch_iter)
+        return batch_iter
 
     @override(TorchLearner)
     def _set_optimizer_state(self, state) -> None:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from rllib_trl.projections.divergences import kl_cov_part
-from rllib_trl.projections.kl import _f_and_slope, _solve, solve_multiplier
+from rllib_trl.projections.kl_solver import _f_and_slope, log_det_of, solve_entries_first, solve_multiplier
 
 
 def _lambdas(spread: float, shape=(64, 3), seed: int = 0) -> torch.Tensor:
@@ -23,14 +23,14 @@ def test_slope_is_the_derivative_of_f(spread):
     lam = _lambdas(spread)
     for eta0 in (0.0, 0.3, 5.0, 200.0):
         eta = torch.full(lam.shape[:-1], eta0, dtype=torch.float64, requires_grad=True)
-        f, slope = _f_and_slope(eta, lam, lam.log())
+        f, slope = _f_and_slope(eta, lam.T, log_det_of(lam.T))
         (grad,) = torch.autograd.grad(f.sum(), eta)
         torch.testing.assert_close(slope.detach(), grad, rtol=1e-9, atol=1e-12)
         if spread < 1.0 and eta0 > 0:
             h = 1e-5 * eta0
             with torch.no_grad():
-                f_plus, _ = _f_and_slope(eta + h, lam, lam.log())
-                f_minus, _ = _f_and_slope(eta - h, lam, lam.log())
+                f_plus, _ = _f_and_slope(eta + h, lam.T, log_det_of(lam.T))
+                f_minus, _ = _f_and_slope(eta - h, lam.T, log_det_of(lam.T))
             fd = (f_plus - f_minus) / (2 * h)
             torch.testing.assert_close(slope.detach(), fd, rtol=1e-5, atol=1e-12)
 
@@ -45,7 +45,7 @@ def test_active_set_is_kl_cov_part_above_bound(spread):
     expected = kl_cov_part(lam.sqrt(), torch.ones_like(lam), False) > bound
     assert torch.equal(active, expected)
     assert torch.all(eta[~active] == 0)
-    f, _ = _f_and_slope(eta, lam, lam.log())
+    f, _ = _f_and_slope(eta, lam.T, log_det_of(lam.T))
     torch.testing.assert_close(f[active], torch.full_like(f[active], bound), rtol=1e-8, atol=0)
 
 
@@ -61,6 +61,6 @@ def test_numpy_and_torch_paths_agree():
     lam = _lambdas(0.7, seed=2)
     eta_np, active_np = solve_multiplier(lam, 1e-3)
     with np.errstate(all="ignore"):
-        eta_t, active_t = _solve(lam, 1e-3, None, torch)
+        eta_t, active_t = solve_entries_first(lam.T.contiguous(), 1e-3, None, torch)
     assert torch.equal(active_np, active_t)
     torch.testing.assert_close(eta_np, eta_t, rtol=1e-10, atol=1e-12)

@@ -1,0 +1,130 @@
+"""The KL projection of a diagonal Gaussian as one autograd node: mean and std together,
+with the gradient written out.
+
+Mean: with δ = μ − μ_o, w = δ / σ_o and d = ½ Σ w², states with d > ε_μ get
+μ̃ = μ_o + c δ, c = sqrt(ε_μ / d). Its gradient, for the incoming g = ∂L/∂μ̃:
+
+    ∂L/∂δ = c g + a w / σ_o,   ∂L/∂σ_o (mean) = −a w² / σ_o,   a = −½ (c / d) (g · δ),
+
+and ∂L/∂μ = ∂L/∂δ, ∂L/∂μ_o = g − ∂L/∂δ.
+
+Std: σ̃ = σ_o sqrt(s(η)), s = (1 + η) λ / (1 + η λ), λ = σ² / σ_o², η from
+``kl_solver``. With x = s − 1 = (λ − 1) / D, D = 1 + η λ, the implicit gradient of η
+(dη/dλ_j = −(∂f/∂λ_j) / (∂f/∂η), ∂f/∂η = −½ Σ x² / (1 + η)) collapses, for the incoming
+h = ∂L/∂σ̃, to
+
+    p = h ⊙ σ̃,   b = −(Σ_i p_i x_i) / (Σ_i x_i²),   T = (p + b x) / D  (= 2 λ ∂L/∂λ),
+    ∂L/∂σ = T / σ,   ∂L/∂σ_o (std) = h sqrt(s) − T / σ_o.
+
+States inside a bound are returned unchanged (the identity, gradient identity).
+
+Both passes work entries first, ``(k, ...)``: per-state factors then broadcast along
+the long axis and the sums over i run across rows. On the CPU they run in NumPy, where
+that layout is several times faster than ``(..., k)`` with k = 6, and each op costs a
+few µs less than in torch; elsewhere in torch.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from rllib_trl.projections.kl_solver import solve_entries_first
+
+
+def _numpy_path(t: Tensor) -> bool:
+    """NumPy on the CPU, torch elsewhere."""
+    return t.device.type == "cpu"
+
+
+def _entries_first(t: Tensor, cpu: bool):
+    """``(..., k)`` tensor -> contiguous ``(k, ...)`` array (CPU) or tensor view."""
+    if cpu:
+        a = t.detach().numpy()
+        return np.ascontiguousarray(a.T if a.ndim == 2 else np.moveaxis(a, -1, 0))
+    return t.detach().movedim(-1, 0)
+
+
+def _entries_last(a, cpu: bool) -> Tensor:
+    """The inverse of ``_entries_first``, contiguous."""
+    if cpu:
+        return torch.from_numpy(np.ascontiguousarray(a.T if a.ndim == 2 else np.moveaxis(a, 0, -1)))
+    return a.movedim(0, -1).contiguous()
+
+
+class KLDiagProjection(torch.autograd.Function):
+    """(μ, σ, μ_o, σ_o) ``(..., k)`` each -> (μ̃, σ̃) ``(..., k)`` (see the module docstring).
+
+    Written so that states inside a bound need no mask on the ``(k, ...)`` arrays:
+    μ̃ = μ + (c − 1) δ with c = 1 there, σ̃ = σ ρ with ρ = sqrt((1 + η) / D) = 1 at η = 0,
+    and the backward's per-state coefficients a, b are 0 there. In terms of ρ,
+
+        ∂L/∂σ = h ρ / D + b x / (D σ),   ∂L/∂σ_o (std) = h σ̃ η λ / (D σ_o) − b x / (D σ_o),
+
+    which is the module docstring's T / σ and h sqrt(s) − T / σ_o. The forward keeps
+    the factors of h and b, so the backward is a few multiply-adds.
+    """
+
+    @staticmethod
+    def forward(ctx, mean, scale, old_mean, old_scale, mean_bound: float, cov_bound: float):  # noqa: D102
+        cpu = _numpy_path(mean)
+        xp = np if cpu else torch
+        m, s, mo, so = (_entries_first(t, cpu) for t in (mean, scale, old_mean, old_scale))
+        with np.errstate(all="ignore") if cpu else nullcontext():  # unused lanes of where
+            delta = m - mo
+            w = delta / so
+            d = 0.5 * (w * w).sum(0)
+            mean_active = d > mean_bound
+            c = xp.sqrt(mean_bound / xp.where(mean_active, d, mean_bound))
+            proj_mean = m + (c - 1.0) * delta
+
+            ratio = s / so
+            lam = ratio * ratio
+            eta, cov_active = solve_entries_first(
+                lam.astype(np.float64, copy=False) if cpu else lam.double(), cov_bound, None, xp
+            )
+            eta = eta.astype(lam.dtype, copy=False) if cpu else eta.to(lam.dtype)
+            denom = 1.0 + eta * lam
+            rho = xp.sqrt((1.0 + eta) / denom)
+            proj_scale = s * rho
+
+            # factors for the backward (see the class docstring)
+            x = (lam - 1.0) / denom
+            x_over_d = x / denom
+            sum_x2 = (x * x).sum(0)
+            ctx.mean = (delta, w / so, w * w / so, c, xp.where(mean_active, -0.5 * c / d, 0.0))
+            ctx.cov = (
+                proj_scale * x,
+                xp.where(cov_active, 1.0 / xp.where(cov_active, sum_x2, 1.0), 0.0),
+                rho / denom,
+                x_over_d / s,
+                proj_scale * eta * lam / (denom * so),
+                x_over_d / so,
+            )
+        ctx.cpu = cpu
+        return _entries_last(proj_mean, cpu), _entries_last(proj_scale, cpu)
+
+    @staticmethod
+    def backward(ctx, grad_mean: Tensor, grad_scale: Tensor):  # noqa: D102
+        cpu = ctx.cpu
+        delta, w_over_so, w2_over_so, c, a_factor = ctx.mean
+        z, inv_sum_x2, dsig_h, dsig_b, dold_h, dold_b = ctx.cov
+        g, h = _entries_first(grad_mean, cpu), _entries_first(grad_scale, cpu)
+        a = a_factor * (g * delta).sum(0)
+        grad_delta = c * g + a * w_over_so
+        b = -(h * z).sum(0) * inv_sum_x2
+        grad_s = h * dsig_h + b * dsig_b
+        grad_so = h * dold_h - b * dold_b - a * w2_over_so
+        grads = (grad_delta, grad_s, g - grad_delta, grad_so)
+        return (*(_entries_last(v, cpu) for v in grads), None, None)
+
+
+def kl_diag_projection(
+    mean: Tensor, scale: Tensor, old_mean: Tensor, old_scale: Tensor, mean_bound: float, cov_bound: float
+) -> tuple[Tensor, Tensor]:
+    """The KL projection for std ``(..., k)`` inputs (checked by the caller); returns
+    ``(mean, scale)`` ``(..., k)``."""
+    return KLDiagProjection.apply(mean, scale, old_mean, old_scale, float(mean_bound), float(cov_bound))
