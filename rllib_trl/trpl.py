@@ -108,6 +108,8 @@ class TRPLConfig(PPOConfig):
         entropy_first: bool = NotProvided,
         entropy_schedule_steps: int = NotProvided,
         vf_lr: float = NotProvided,
+        vf_num_epochs: int | None = NotProvided,
+        vf_minibatch_size: int | None = NotProvided,
         projection_dtype: str = NotProvided,
         normalize_observations: bool = NotProvided,
         normalize_rewards: bool | None = NotProvided,
@@ -132,6 +134,14 @@ class TRPLConfig(PPOConfig):
             entropy_first: apply entropy control before the trust-region projection.
             entropy_schedule_steps: env steps over which the schedule runs (T).
             vf_lr: learning rate of the separate value-network optimizer.
+            vf_num_epochs: None (default): the value net trains in the policy's
+                minibatches. A positive integer: before the policy's epochs, the value
+                net trains alone for this many epochs over the train batch (shuffled,
+                in minibatches of ``vf_minibatch_size``), and the policy's minibatches
+                do not update it (the official TRPL implementation's regime). The
+                advantages are computed before either, with the value net that the
+                iteration started with.
+            vf_minibatch_size: minibatch size of those value epochs (None: ``minibatch_size``).
             projection_dtype: "float64" (default) or "float32" for the projection.
             normalize_observations: normalise observations with running mean/std
                 statistics that merge exactly across EnvRunners.
@@ -159,6 +169,8 @@ class TRPLConfig(PPOConfig):
             "entropy_first": entropy_first,
             "entropy_schedule_steps": entropy_schedule_steps,
             "vf_lr": vf_lr,
+            "vf_num_epochs": vf_num_epochs,
+            "vf_minibatch_size": vf_minibatch_size,
             "projection_dtype": projection_dtype,
             "normalize_observations": normalize_observations,
             "normalize_rewards": normalize_rewards,
@@ -256,6 +268,17 @@ class TRPLConfig(PPOConfig):
             self._bad(
                 "vf_lr", f"is {self.vf_lr!r}", "use a non-negative number or a [[step, lr], ...] schedule"
             )
+        for key in ("vf_num_epochs", "vf_minibatch_size"):
+            value = getattr(self, key)
+            positive_int = isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
+            if value is not None and not positive_int:
+                self._bad(key, f"is {value!r}", "use None or a positive integer")
+        if self.vf_num_epochs is not None and self.num_learners > 1:
+            self._bad(
+                "vf_num_epochs",
+                "is not supported with num_learners > 1 (the value-only epochs do not sync gradients)",
+                "use vf_num_epochs=None or num_learners <= 1",
+            )
         if (self.normalize_observations or self.rewards_normalized) and not self.broadcast_env_runner_states:
             self._bad(
                 "broadcast_env_runner_states",
@@ -310,6 +333,7 @@ class TRPLConfig(PPOConfig):
             "contextual_std": (bool(model.get("contextual_std", False)), "use contextual_std=False"),
             "entropy_schedule": (self.entropy_schedule is not None, "use entropy_schedule=None"),
             "normalize_rewards": (self.normalize_rewards is True, "set normalize_rewards=False or None"),
+            "vf_num_epochs": (self.vf_num_epochs is not None, "use vf_num_epochs=None"),
         }
         for key, (bad, fix) in unsupported.items():
             if bad:

@@ -19,6 +19,11 @@ TRPL_DEFAULTS: dict[str, Any] = {
     "entropy_first": False,
     "entropy_schedule_steps": 1_000_000,
     "vf_lr": 3e-4,
+    # None: the value net trains in the policy's minibatches. A number: it trains alone
+    # first, for that many epochs in minibatches of `vf_minibatch_size` (the official
+    # TRPL regime), and the policy's minibatches leave it alone.
+    "vf_num_epochs": None,
+    "vf_minibatch_size": None,
     "projection_dtype": "float64",
     "normalize_observations": True,
     # None: on for the new API stack, off on the old one (its RolloutWorkers have no

@@ -9,7 +9,8 @@ Each replaces one RLlib 2.60 behaviour with one that gives the same result
   one finiteness check over all gradients instead of two ops per parameter tensor; it
   reads RLlib's ``_params``, ``_module_optimizers``, ``_grad_scalers`` and
   ``_lr_scheduler_classes``, and hands anything unusual (a non-finite gradient, a grad
-  scaler, an lr scheduler class) to RLlib's own method.
+  scaler, an lr scheduler class) to RLlib's own method. Parameters without a gradient
+  (outside the loss) are left out first; RLlib's method fails on them.
 - ``_compute_off_policyness``: RLlib logs ``diff_num_grad_updates_vs_sampler_policy``
   with window=1 from every minibatch (a boolean-mask gather each time); the value of the
   update's last minibatch is what is reported, so it is computed once per update.
@@ -132,9 +133,12 @@ class FastPathsTorchLearner(TorchLearner):
 
     @override(TorchLearner)
     def apply_gradients(self, gradients_dict: ParamDict) -> None:
+        # A parameter outside this update's loss (the value net under ``vf_num_epochs``)
+        # has no gradient; RLlib's method would fail on it, Adam skips it.
+        gradients_dict = {pid: g for pid, g in gradients_dict.items() if g is not None}
         grads = list(gradients_dict.values())
         simple = self._grad_scalers is None and self._lr_scheduler_classes is None
-        if not simple or any(g is None for g in grads) or not all_finite(grads):
+        if not simple or not all_finite(grads):
             super().apply_gradients(gradients_dict)
             return
         for pid, grad in gradients_dict.items():

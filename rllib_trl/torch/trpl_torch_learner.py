@@ -17,6 +17,7 @@ step (``policy_step.py``). Speed-ups that reach into RLlib live in
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,7 @@ from torch import Tensor
 
 from rllib_trl.connectors.reward_scaling import ScaleRewards
 from rllib_trl.projections import entropy, entropy_bound
+from rllib_trl.torch.critic_fit import fit_critic
 from rllib_trl.torch.distributions import unpack
 from rllib_trl.torch.learner_fast_paths import FastPathsTorchLearner, adam
 from rllib_trl.torch.policy_step import PolicyStepLearner
@@ -98,7 +100,7 @@ def shares_optimizer(config) -> bool:
     learning rate (schedule) and no global-norm clipping couples their gradients (Adam's
     state is per parameter); it halves RLlib's per-optimizer work in every minibatch."""
     global_clip = config.grad_clip is not None and config.grad_clip_by == "global_norm"
-    return config.vf_lr == config.lr and not global_clip
+    return config.vf_lr == config.lr and not global_clip and config.vf_num_epochs is None
 
 
 class TRPLTorchLearner(PolicyStepLearner, FastPathsTorchLearner, PPOTorchLearner):
@@ -168,9 +170,13 @@ class TRPLTorchLearner(PolicyStepLearner, FastPathsTorchLearner, PPOTorchLearner
             mean_of=mean_of,
             with_entropy=entropy_coeff != 0,  # else only a metric: once, in metrics()
         )
-        values = module.compute_values(batch)
-        vf_loss = mean_of((values - batch[Postprocessing.VALUE_TARGETS]).square())
-        total = terms["policy_loss"] + terms[TRUST_REGION_LOSS_KEY] + config.vf_loss_coeff * vf_loss
+        separate_critic = config.vf_num_epochs is not None  # then trained alone, before
+        with torch.no_grad() if separate_critic else contextlib.nullcontext():
+            values = module.compute_values(batch)
+            vf_loss = mean_of((values - batch[Postprocessing.VALUE_TARGETS]).square())
+        total = terms["policy_loss"] + terms[TRUST_REGION_LOSS_KEY]
+        if not separate_critic:
+            total = total + config.vf_loss_coeff * vf_loss
         if "entropy" in terms:
             total = total - entropy_coeff * terms["entropy"]
         # RLlib reports these with window=1, i.e. the update's last minibatch: keep its
@@ -216,6 +222,32 @@ class TRPLTorchLearner(PolicyStepLearner, FastPathsTorchLearner, PPOTorchLearner
             self._entropy_bound[module_id] = beta
             if beta is not None:
                 self.metrics.log_value((module_id, ENTROPY_BOUND_KEY), beta, window=1)
+
+    @override(Learner)
+    def _make_batch_if_necessary(self, training_data):
+        batch = super()._make_batch_if_necessary(training_data)
+        for module_id, module_batch in batch.policy_batches.items() if batch is not None else ():
+            config = self.config.get_config_for_module(module_id)
+            if config.vf_num_epochs is not None and module_id in self.module:
+                self._fit_critic(module_id, module_batch, config)
+        return batch
+
+    def _fit_critic(self, module_id: ModuleID, module_batch, config) -> None:
+        """``vf_num_epochs`` of value-only training on the train batch (``critic_fit.py``)."""
+        module = self.module[module_id].unwrapped()
+        obs = module_batch[Columns.OBS]
+        fit_critic(
+            lambda o: module.compute_values({Columns.OBS: o}),
+            list(module.vf.parameters()),
+            self.get_optimizer(module_id, "value"),
+            obs,
+            module_batch[Postprocessing.VALUE_TARGETS],
+            module_batch.get(Columns.LOSS_MASK),
+            num_epochs=config.vf_num_epochs,
+            minibatch_size=config.vf_minibatch_size or config.minibatch_size or len(obs),
+            grad_clip=config.grad_clip,
+            grad_clip_by=config.grad_clip_by,
+        )
 
     @override(PPOTorchLearner)
     def after_gradient_based_update(self, *, timesteps: dict[str, Any]) -> None:

@@ -27,11 +27,19 @@ from tests.algorithm.helpers import small_config
         ({"entropy_schedule": "exp", "target_entropy": "abc"}, "target_entropy"),
         ({"scale_prec": "false"}, "scale_prec"),
         ({"normalize_rewards": 1}, "normalize_rewards"),
+        ({"vf_num_epochs": 0}, "vf_num_epochs"),
+        ({"vf_num_epochs": 2.5}, "vf_num_epochs"),
+        ({"vf_minibatch_size": -16}, "vf_minibatch_size"),
     ],
 )
 def test_bad_training_values(training, key):
     with pytest.raises(ValueError, match=f"`{key}`"):
         small_config(**training).validate()
+
+
+def test_value_only_epochs_need_one_learner():
+    with pytest.raises(ValueError, match="`vf_num_epochs`.*num_learners"):
+        small_config(vf_num_epochs=2).learners(num_learners=2).validate()
 
 
 @pytest.mark.parametrize(
