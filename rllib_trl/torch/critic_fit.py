@@ -1,7 +1,7 @@
 """Training the value net alone, before the policy's epochs (``vf_num_epochs``).
 
     for each of num_epochs epochs, over a fresh np.random permutation of the batch:
-        for each minibatch of minibatch_size rows:
+        for each of the B // minibatch_size full minibatches (one of all B rows if fewer):
             vf_loss = E[(V(s) − V_target)²] over the valid rows; one step of the value
             net's own optimizer (gradients clipped as the learner clips them)
 
@@ -41,8 +41,9 @@ def fit_critic(
     loss = torch.zeros(())
     for _ in range(num_epochs):
         order = torch.from_numpy(np.random.permutation(n)).to(obs.device)
-        for start in range(0, n, minibatch_size):
-            rows = order[start : start + minibatch_size]
+        size = min(minibatch_size, n)
+        for start in range(0, n - size + 1, size):  # full minibatches only, as RLlib's
+            rows = order[start : start + size]
             error = (values_of(obs[rows]) - value_targets[rows]).square()
             if mask is not None:
                 weight = mask[rows].to(error.dtype)
@@ -51,7 +52,7 @@ def fit_critic(
                 loss = error.mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if grad_clip is not None:
+            if grad_clip:  # as RLlib's postprocess_gradients: None and 0 do not clip
                 grads = {i: p.grad for i, p in enumerate(parameters) if p.grad is not None}
                 clip_gradients(grads, grad_clip=grad_clip, grad_clip_by=grad_clip_by)
                 for i, grad in grads.items():  # "value" clipping returns new tensors

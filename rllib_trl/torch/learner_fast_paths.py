@@ -15,7 +15,9 @@ Each replaces one RLlib 2.60 behaviour with one that gives the same result
   with window=1 from every minibatch (a boolean-mask gather each time); the value of the
   update's last minibatch is what is reported, so it is computed once per update.
 - ``_set_optimizer_state``: a restored optimizer keeps the fused kernel (RLlib's
-  ``load_state_dict`` takes the saved param groups' flags).
+  ``load_state_dict`` takes the saved param groups' flags), and a checkpoint whose
+  optimizer names differ from this config's is refused (RLlib would register the
+  module's optimizers a second time, and every minibatch would step each one twice).
 - ``_create_iterator_if_necessary``: RLlib's ``MiniBatchCyclicIterator`` builds each
   minibatch by slicing ``SampleBatch`` objects and concatenating them (~0.4 ms here);
   ``CyclicTensorMinibatches`` yields the same minibatches, in the same order, from the
@@ -167,6 +169,17 @@ class FastPathsTorchLearner(TorchLearner):
 
     @override(TorchLearner)
     def _set_optimizer_state(self, state) -> None:
+        # RLlib registers a module's optimizers once more for a saved name it does not
+        # know, which doubles every step; a different layout is refused instead.
+        for module_id in {s["module_id"] for s in state.values()} & set(self._module_optimizers):
+            saved = sorted(name for name, s in state.items() if s["module_id"] == module_id)
+            ours = sorted(self._module_optimizers[module_id])
+            if saved != ours:
+                raise ValueError(
+                    f"the checkpoint's optimizers for module {module_id!r} are {saved}, this config's "
+                    f"are {ours}: restore with the optimizer settings it was saved with "
+                    "(one optimizer when vf_lr == lr and vf_num_epochs is None, else policy + value)"
+                )
         super()._set_optimizer_state(state)
         for optimizer in self._named_optimizers.values():
             for group in optimizer.param_groups:

@@ -228,7 +228,8 @@ class TRPLTorchLearner(PolicyStepLearner, FastPathsTorchLearner, PPOTorchLearner
         batch = super()._make_batch_if_necessary(training_data)
         for module_id, module_batch in batch.policy_batches.items() if batch is not None else ():
             config = self.config.get_config_for_module(module_id)
-            if config.vf_num_epochs is not None and module_id in self.module:
+            trains = module_id in self.module and self.should_module_be_updated(module_id, batch)
+            if config.vf_num_epochs is not None and trains:
                 self._fit_critic(module_id, module_batch, config)
         return batch
 

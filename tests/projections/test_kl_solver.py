@@ -64,3 +64,18 @@ def test_numpy_and_torch_paths_agree():
         eta_t, active_t = solve_entries_first(lam.T.contiguous(), 1e-3, None, torch)
     assert torch.equal(active_np, active_t)
     torch.testing.assert_close(eta_np, eta_t, rtol=1e-10, atol=1e-12)
+
+
+def test_extreme_ratios_land_on_the_bound():
+    """std ratios of 1e∓15: the first Newton iterates overflow 1 + ηλ (f = inf there);
+    the bracket treats that as past the root and still lands on ε_Σ."""
+    lam = torch.tensor([[1.67e-29, 4.3e17], [1e-20, 1e20]], dtype=torch.float64)
+    eta, active = solve_multiplier(lam, 1e-6)
+    assert active.all() and torch.isfinite(eta).all()
+    f, _ = _f_and_slope(eta, lam.T, log_det_of(lam.T))
+    torch.testing.assert_close(f, torch.full_like(f, 1e-6), rtol=1e-6, atol=0)
+
+
+def test_unbatched_input_keeps_its_shape():
+    eta, active = solve_multiplier(torch.tensor([4.0, 0.25], dtype=torch.float64), 1e-3)
+    assert eta.shape == () and active.shape == ()

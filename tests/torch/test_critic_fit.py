@@ -94,3 +94,30 @@ def test_masked_rows_do_not_count():
     with torch.no_grad():
         error = (net(obs).squeeze(-1) - obs.sum(-1))[mask].abs().max()
     assert error < 0.05
+
+
+def test_frozen_modules_keep_their_value_net():
+    """policies_to_train excludes the module: its value net is not fitted either."""
+    from ray.rllib.core.learner.training_data import TrainingData
+
+    _, learner, module = _learner(vf_num_epochs=2)
+    rows = _batch(module, n=128, seed=6)
+    vf_before = [p.detach().clone() for p in module.vf.parameters()]
+    learner.config.multi_agent(policies_to_train=[])
+    learner._make_batch_if_necessary(TrainingData(batch=MultiAgentBatch({MODULE: SampleBatch(rows)}, 128)))
+    assert all(torch.equal(a, p) for a, p in zip(vf_before, module.vf.parameters(), strict=True))
+    learner.config.multi_agent(policies_to_train=None)  # all: now it is fitted
+    learner._make_batch_if_necessary(TrainingData(batch=MultiAgentBatch({MODULE: SampleBatch(rows)}, 128)))
+    assert any(not torch.equal(a, p) for a, p in zip(vf_before, module.vf.parameters(), strict=True))
+
+
+def test_checkpoint_with_other_optimizers_is_refused():
+    """Saved with one shared Adam, restored where policy and value have their own."""
+    import pytest
+
+    _, shared, _ = _learner()
+    _, separate, _ = _learner(vf_num_epochs=2)
+    state = shared.get_state(components="optimizer")["optimizer"]
+    with pytest.raises(ValueError, match="optimizers for module"):
+        separate._set_optimizer_state(state)
+    assert len(separate._module_optimizers[MODULE]) == 2
