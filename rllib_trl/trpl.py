@@ -201,6 +201,14 @@ class TRPLConfig(PPOConfig):
         self.__dict__["observation_filter"] = value
 
     @override(AlgorithmConfig)
+    def build_module_to_env_connector(self, env=None, spaces=None):
+        """RLlib's pipeline, with the actions unsquashed in one vectorised call per env
+        step (``connectors/actions.py``; the same numbers)."""
+        from rllib_trl.connectors.actions import use_vectorised_actions
+
+        return use_vectorised_actions(super().build_module_to_env_connector(env=env, spaces=spaces))
+
+    @override(AlgorithmConfig)
     def to_dict(self) -> dict[str, Any]:
         """RLlib's dict form (what old-stack policies and filters read), with the old
         stack's filter and ModelV2 settings resolved for TRPL."""

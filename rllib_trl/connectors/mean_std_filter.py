@@ -18,8 +18,10 @@ import numpy as np
 import tree
 from ray.rllib.connectors.connector_v2 import ConnectorV2
 from ray.rllib.connectors.env_to_module.mean_std_filter import MeanStdFilter
+from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.filter import RunningStat
+from ray.rllib.utils.numpy import SMALL_NUMBER
 
 from rllib_trl.connectors.running_stats import Stat, combine, subtract
 from rllib_trl.deploy import ObservationStats
@@ -46,12 +48,76 @@ def _set_stat(rs: RunningStat, stat: Stat) -> None:
     rs.sum_sq_diff_delta_array = np.zeros_like(rs.mean_array)
 
 
+def push_all(rs: RunningStat, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``rs.push(x_i)`` for each row of ``x`` ``(N, *shape)`` at once; returns the mean
+    and std ``(N, *shape)`` that ``rs`` has right after each push.
+
+    Welford's sequential updates m_i = m_{i−1} + (x_i − m_{i−1})/n_i and
+    S_i = S_{i−1} + (x_i − m_{i−1})(x_i − m_i) in closed form: m_i = (n_0 m_0 + Σ_{j≤i} x_j)/n_i,
+    and S_i as a cumulative sum of those products (equal up to float rounding). The delta
+    accumulators move by the same amounts, as ``push`` moves them; the std is
+    ``RunningStat.std``'s (float32, 0 while n <= 1).
+    """
+    n0 = rs.num_pushes
+    counts = n0 + np.arange(1, len(x) + 1, dtype=np.float64).reshape((-1,) + (1,) * (x.ndim - 1))
+    x = x.astype(np.float64, copy=False)
+    means = (n0 * rs.mean_array + np.cumsum(x, axis=0)) / counts
+    previous = np.concatenate([rs.mean_array[None], means[:-1]], axis=0)
+    sq_diffs = rs.sum_sq_diff_array + np.cumsum((x - previous) * (x - means), axis=0)
+    mean_change, sq_change = means[-1] - rs.mean_array, sq_diffs[-1] - rs.sum_sq_diff_array
+    rs.mean_array = means[-1].copy()
+    rs.sum_sq_diff_array = sq_diffs[-1].copy()
+    rs.mean_delta_array = rs.mean_delta_array + mean_change
+    rs.sum_sq_diff_delta_array = rs.sum_sq_diff_delta_array + sq_change
+    rs.num_pushes += len(x)
+    rs.num_pushes_delta += len(x)
+    var = np.where(counts > 1, sq_diffs / np.maximum(counts - 1.0, 1.0), 0.0).astype(np.float32)
+    return means, np.sqrt(np.maximum(0, var))
+
+
 class ExactMeanStdFilter(MeanStdFilter):
-    """``MeanStdFilter`` with an exact cross-EnvRunner merge; same options and state."""
+    """``MeanStdFilter`` with an exact cross-EnvRunner merge; same options and state.
+
+    For single-agent episodes with a Box observation, one call normalises every
+    episode's last observation with vectorised updates (``push_all``), where RLlib's
+    filter pushes them one by one (two ``RunningStat`` pushes per observation: about a
+    sixth of an EnvRunner's time per env step here). Each observation is still
+    normalised with the statistics that include it and those before it, in episode
+    order, as RLlib's does.
+    """
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
         self._base: dict[Any, list[Stat]] = {}
+
+    @override(ConnectorV2)
+    def __call__(self, *, rl_module, batch, episodes, explore=None, persistent_data=None, **kwargs) -> Any:
+        if self._filters is None:
+            self._init_new_filters()
+        agent_filter = None if self._multi_agent else self._filters.get(None)
+        flat = agent_filter is not None and isinstance(agent_filter.running_stats, RunningStat)
+        if not flat or not episodes or not all(isinstance(e, SingleAgentEpisode) for e in episodes):
+            return super().__call__(
+                rl_module=rl_module, batch=batch, episodes=episodes, explore=explore, **kwargs
+            )
+        obs = np.stack([np.asarray(e.get_observations(indices=-1)) for e in episodes])
+        if self._update_stats:
+            mean, std = push_all(agent_filter.running_stats, obs)
+            push_all(agent_filter.buffer, obs)
+        else:
+            mean, std = agent_filter.running_stats.mean, agent_filter.running_stats.std
+        normalized = obs
+        if agent_filter.demean:
+            normalized = normalized - mean
+        if agent_filter.destd:
+            normalized = normalized / (std + SMALL_NUMBER)
+        if agent_filter.clip:
+            normalized = np.clip(normalized, -agent_filter.clip, agent_filter.clip)
+        normalized = normalized.astype(obs.dtype)
+        for episode, new in zip(episodes, normalized, strict=True):
+            episode.set_observations(at_indices=-1, new_data=new)
+            episode.observation_space = self.observation_space
+        return batch
 
     def _flat_stats(self, agent_id: Any) -> list[RunningStat]:
         return list(tree.flatten(self._filters[agent_id].running_stats))

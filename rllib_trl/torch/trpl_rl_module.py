@@ -144,6 +144,17 @@ class TRPLTorchRLModule(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
         raw = self.scale_head(feat) if self.contextual_std else self.scale_param.expand(mean.shape[0], -1)
         return mean, self.scale_from_raw(raw)
 
+    # TorchRLModule switches the module to eval() and back to train() around every
+    # exploration / inference call: two recursive walks over its submodules per env step.
+    # This module has no dropout or batch norm, so the mode does not change its output.
+    @override(TorchRLModule)
+    def forward_exploration(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
+        return self._forward_exploration(batch, **kwargs)
+
+    @override(TorchRLModule)
+    def forward_inference(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
+        return self._forward_inference(batch, **kwargs)
+
     @override(RLModule)
     def _forward(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
         mean, scale = self.mean_and_scale(batch[Columns.OBS])

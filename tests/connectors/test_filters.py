@@ -223,3 +223,50 @@ def test_eval_sync_keeps_its_old_path():
     from rllib_trl.eval_sync import SyncEvalObservationFilter as old_path
 
     assert old_path is SyncEvalObservationFilter
+
+
+def _episodes(obs_space, rows):
+    episodes = []
+    for row in rows:
+        episode = SingleAgentEpisode(observation_space=obs_space)
+        episode.add_env_reset(observation=row)
+        episodes.append(episode)
+    return episodes
+
+
+def test_vectorised_call_equals_rllib_one_by_one():
+    """ExactMeanStdFilter's one-call update and normalisation gives RLlib's
+    MeanStdFilter results (pushes one observation at a time): the normalised
+    observations written into the episodes and every RunningStat field, over several
+    vector steps starting from empty statistics, and with update_stats=False."""
+    from ray.rllib.connectors.env_to_module.mean_std_filter import MeanStdFilter
+
+    space = gym.spaces.Box(-np.inf, np.inf, (5,), np.float32)
+    ours, theirs = ExactMeanStdFilter(clip_by_value=3.0), MeanStdFilter(clip_by_value=3.0)
+    for connector in (ours, theirs):
+        connector.input_observation_space = space
+        connector._init_new_filters()
+    rng = np.random.default_rng(0)
+    for step in range(6):
+        rows = (rng.normal(size=(8, 5)) * [1, 10, 0.1, 5, 100] + step).astype(np.float32)
+        ep_ours, ep_theirs = _episodes(space, rows), _episodes(space, rows)
+        ours(rl_module=None, batch={}, episodes=ep_ours)
+        theirs(rl_module=None, batch={}, episodes=ep_theirs)
+        for a, b in zip(ep_ours, ep_theirs, strict=True):
+            np.testing.assert_allclose(a.get_observations(-1), b.get_observations(-1), rtol=1e-5, atol=1e-6)
+        for name in ("running_stats", "buffer"):
+            rs_ours, rs_theirs = getattr(ours._filters[None], name), getattr(theirs._filters[None], name)
+            assert rs_ours.num_pushes == rs_theirs.num_pushes == 8 * (step + 1) or name == "buffer"
+            assert rs_ours.num_pushes_delta == rs_theirs.num_pushes_delta
+            for field in ("mean_array", "sum_sq_diff_array", "mean_delta_array", "sum_sq_diff_delta_array"):
+                np.testing.assert_allclose(
+                    getattr(rs_ours, field), getattr(rs_theirs, field), rtol=1e-10, atol=1e-9, err_msg=field
+                )
+    ours._update_stats = theirs._update_stats = False
+    rows = rng.normal(size=(8, 5)).astype(np.float32)
+    ep_ours, ep_theirs = _episodes(space, rows), _episodes(space, rows)
+    ours(rl_module=None, batch={}, episodes=ep_ours)
+    theirs(rl_module=None, batch={}, episodes=ep_theirs)
+    for a, b in zip(ep_ours, ep_theirs, strict=True):
+        np.testing.assert_allclose(a.get_observations(-1), b.get_observations(-1), rtol=1e-5, atol=1e-6)
+    assert ours._filters[None].running_stats.num_pushes == 48
