@@ -91,35 +91,47 @@ class KLDiagProjection(torch.autograd.Function):
             rho = xp.sqrt((1.0 + eta) / denom)
             proj_scale = s * rho
 
+        ctx.cpu = cpu
+        if not any(ctx.needs_input_grad[:4]):
+            return _entries_last(proj_mean, cpu), _entries_last(proj_scale, cpu)
+        with np.errstate(all="ignore") if cpu else nullcontext():
             # factors for the backward (see the class docstring)
             x = (lam - 1.0) / denom
             x_over_d = x / denom
             sum_x2 = (x * x).sum(0)
-            ctx.mean = (delta, w / so, w * w / so, c, xp.where(mean_active, -0.5 * c / d, 0.0))
+            w_over_so = w / so
+            ctx.mean = (delta, w_over_so, c, xp.where(mean_active, -0.5 * c / d, 0.0))
             ctx.cov = (
                 proj_scale * x,
                 xp.where(cov_active, 1.0 / xp.where(cov_active, sum_x2, 1.0), 0.0),
                 rho / denom,
                 x_over_d / s,
-                proj_scale * eta * lam / (denom * so),
-                x_over_d / so,
             )
-        ctx.cpu = cpu
+            # ∂/∂σ_o factors only where σ_o takes a gradient (in a loss it is detached)
+            ctx.old = (
+                (proj_scale * eta * lam / (denom * so), x_over_d / so, w * w_over_so)
+                if ctx.needs_input_grad[3]
+                else None
+            )
         return _entries_last(proj_mean, cpu), _entries_last(proj_scale, cpu)
 
     @staticmethod
     def backward(ctx, grad_mean: Tensor, grad_scale: Tensor):  # noqa: D102
         cpu = ctx.cpu
-        delta, w_over_so, w2_over_so, c, a_factor = ctx.mean
-        z, inv_sum_x2, dsig_h, dsig_b, dold_h, dold_b = ctx.cov
+        delta, w_over_so, c, a_factor = ctx.mean
+        z, inv_sum_x2, dsig_h, dsig_b = ctx.cov
+        need_mean, need_scale, need_old_mean, need_old_scale = ctx.needs_input_grad[:4]
         g, h = _entries_first(grad_mean, cpu), _entries_first(grad_scale, cpu)
         a = a_factor * (g * delta).sum(0)
         grad_delta = c * g + a * w_over_so
         b = -(h * z).sum(0) * inv_sum_x2
-        grad_s = h * dsig_h + b * dsig_b
-        grad_so = h * dold_h - b * dold_b - a * w2_over_so
-        grads = (grad_delta, grad_s, g - grad_delta, grad_so)
-        return (*(_entries_last(v, cpu) for v in grads), None, None)
+        grads = (
+            grad_delta if need_mean else None,
+            h * dsig_h + b * dsig_b if need_scale else None,
+            g - grad_delta if need_old_mean else None,
+            h * ctx.old[0] - b * ctx.old[1] - a * ctx.old[2] if need_old_scale else None,
+        )
+        return (*(None if v is None else _entries_last(v, cpu) for v in grads), None, None)
 
 
 def kl_diag_projection(

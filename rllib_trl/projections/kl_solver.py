@@ -103,7 +103,7 @@ def solve_entries_first(lam_t, cov_bound: float, active, xp):
     """
     log_bound = math.log(cov_bound)
     log_det = log_det_of(lam_t, xp)
-    f0, _ = _f_and_slope(xp.zeros_like(log_det), lam_t, log_det, xp)
+    f0 = 0.5 * ((lam_t - 1.0).sum(0) - log_det)  # f(0): D_i = 1, x_i = λ_i − 1
     if active is None:
         active = f0 > cov_bound
     if not bool(active.any()):
