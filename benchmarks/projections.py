@@ -1,6 +1,7 @@
 """Projection speed: median microseconds for forward + backward, one thread, float64.
 
     python benchmarks/projections.py [--out benchmarks/results/projections.json] [--quick]
+    python benchmarks/projections.py --ratios   # KL / bare Frobenius at k=6 (issue 14)
 
 For each projection, diagonal and full, B in {1, 64, 2048, 8192}, k in {3, 6, 17}, with
 (nearly) every state outside the trust region (bounds 0.01, as in the C++ anchor of
@@ -102,6 +103,18 @@ def settle_allocator() -> None:
     del block
 
 
+def print_ratios() -> None:
+    """The KL projection's cost relative to the bare Frobenius closed form (issue 14)."""
+    kl, bare = get_trust_region("kl").project, bare_closed_form("frobenius")
+    for full in (False, True):
+        for batch in (64, 2048):
+            inputs = make_inputs(batch, 6, full)
+            a, b = median_us(kl, inputs, 1.0), median_us(bare, inputs, 1.0)
+            cov = "full" if full else "diag"
+            line = f"{cov} B={batch} k=6: kl {a:.0f} µs, frobenius-bare {b:.0f} µs, ratio {a / b:.2f}"
+            print(line, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -109,9 +122,17 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/projections.json")
     parser.add_argument("--quick", action="store_true", help="B in {1, 2048}, k=6 only")
     parser.add_argument("--budget", type=float, default=0.5, help="seconds of timing per cell")
+    parser.add_argument(
+        "--ratios",
+        action="store_true",
+        help="only KL over the bare Frobenius form, k=6, B in {64, 2048}, diag and full (1 s per cell)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     settle_allocator()
+    if args.ratios:
+        print_ratios()
+        return
     batches, dims = ((1, 2048), (6,)) if args.quick else (BATCHES, DIMS)
     rows = []
     impls = [(n, get_trust_region(n).project) for n in ("kl", "frobenius", "wasserstein")]
