@@ -31,6 +31,7 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from rllib_trl.projections.kl_solver import solve_entries_first
 
@@ -116,6 +117,7 @@ class KLDiagProjection(torch.autograd.Function):
         return _entries_last(proj_mean, cpu), _entries_last(proj_scale, cpu)
 
     @staticmethod
+    @once_differentiable  # the written-out gradient is not itself differentiable: say so
     def backward(ctx, grad_mean: Tensor, grad_scale: Tensor):  # noqa: D102
         cpu = ctx.cpu
         delta, w_over_so, c, a_factor = ctx.mean
@@ -139,4 +141,6 @@ def kl_diag_projection(
 ) -> tuple[Tensor, Tensor]:
     """The KL projection for std ``(..., k)`` inputs (checked by the caller); returns
     ``(mean, scale)`` ``(..., k)``."""
+    if not torch.is_grad_enabled():  # no backward: let forward skip its factors
+        mean, scale, old_mean, old_scale = (t.detach() for t in (mean, scale, old_mean, old_scale))
     return KLDiagProjection.apply(mean, scale, old_mean, old_scale, float(mean_bound), float(cov_bound))

@@ -146,13 +146,24 @@ class TRPLTorchRLModule(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
 
     # TorchRLModule switches the module to eval() and back to train() around every
     # exploration / inference call: two recursive walks over its submodules per env step.
-    # This module has no dropout or batch norm, so the mode does not change its output.
+    # Where no submodule behaves differently in the two modes (no dropout, no batch norm:
+    # this module's own layers), the switches are skipped.
+    def _mode_free(self) -> bool:
+        if not hasattr(self, "_mode_free_cache"):
+            moded = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._NormBase)
+            self._mode_free_cache = not any(isinstance(m, moded) for m in self.modules())
+        return self._mode_free_cache
+
     @override(TorchRLModule)
     def forward_exploration(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
+        if not self._mode_free():
+            return super().forward_exploration(batch, **kwargs)
         return self._forward_exploration(batch, **kwargs)
 
     @override(TorchRLModule)
     def forward_inference(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
+        if not self._mode_free():
+            return super().forward_inference(batch, **kwargs)
         return self._forward_inference(batch, **kwargs)
 
     @override(RLModule)

@@ -10,6 +10,7 @@ import uuid
 import cloudpickle
 import gymnasium as gym
 import numpy as np
+import pytest
 from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 from ray.tune.registry import register_env
 
@@ -234,21 +235,25 @@ def _episodes(obs_space, rows):
     return episodes
 
 
-def test_vectorised_call_equals_rllib_one_by_one():
+@pytest.mark.parametrize(
+    "shape, dtype, clip", [((5,), np.float32, 3.0), ((5,), np.float64, 3.0), ((4, 3, 2), np.float32, 0.0)]
+)
+def test_vectorised_call_equals_rllib_one_by_one(shape, dtype, clip):
     """ExactMeanStdFilter's one-call update and normalisation gives RLlib's
     MeanStdFilter results (pushes one observation at a time): the normalised
     observations written into the episodes and every RunningStat field, over several
     vector steps starting from empty statistics, and with update_stats=False."""
     from ray.rllib.connectors.env_to_module.mean_std_filter import MeanStdFilter
 
-    space = gym.spaces.Box(-np.inf, np.inf, (5,), np.float32)
-    ours, theirs = ExactMeanStdFilter(clip_by_value=3.0), MeanStdFilter(clip_by_value=3.0)
+    space = gym.spaces.Box(-np.inf, np.inf, shape, dtype)
+    ours, theirs = ExactMeanStdFilter(clip_by_value=clip), MeanStdFilter(clip_by_value=clip)
     for connector in (ours, theirs):
         connector.input_observation_space = space
         connector._init_new_filters()
     rng = np.random.default_rng(0)
     for step in range(6):
-        rows = (rng.normal(size=(8, 5)) * [1, 10, 0.1, 5, 100] + step).astype(np.float32)
+        scales = np.resize([1, 10, 0.1, 5, 100], shape)
+        rows = (rng.normal(size=(8, *shape)) * scales + step).astype(dtype)
         ep_ours, ep_theirs = _episodes(space, rows), _episodes(space, rows)
         ours(rl_module=None, batch={}, episodes=ep_ours)
         theirs(rl_module=None, batch={}, episodes=ep_theirs)
@@ -263,7 +268,7 @@ def test_vectorised_call_equals_rllib_one_by_one():
                     getattr(rs_ours, field), getattr(rs_theirs, field), rtol=1e-10, atol=1e-9, err_msg=field
                 )
     ours._update_stats = theirs._update_stats = False
-    rows = rng.normal(size=(8, 5)).astype(np.float32)
+    rows = rng.normal(size=(8, *shape)).astype(dtype)
     ep_ours, ep_theirs = _episodes(space, rows), _episodes(space, rows)
     ours(rl_module=None, batch={}, episodes=ep_ours)
     theirs(rl_module=None, batch={}, episodes=ep_theirs)

@@ -60,3 +60,13 @@ def test_numpy_and_torch_paths_agree(monkeypatch, dtype):
     for a, b in zip(numpy_out, torch_out, strict=True):
         assert a.dtype == dtype
         torch.testing.assert_close(a, b, **tol)
+
+
+def test_double_backward_raises():
+    """The written-out gradient is first order only: asking for more raises, not zeros."""
+    mean, scale, old_mean, old_scale = random_pair(8, 6, 3, False, shift=2.0, spread=1.0)
+    leaves = [t.clone().requires_grad_(True) for t in (mean, scale)]
+    p_mean, p_scale = kl_projection(*leaves, old_mean, old_scale, mean_bound=0.01, cov_bound=0.001)
+    (grad,) = torch.autograd.grad(p_scale.square().sum(), leaves[1], create_graph=True)
+    with pytest.raises(RuntimeError):
+        torch.autograd.grad(grad.sum(), leaves[1])
