@@ -22,6 +22,7 @@ from ray.tune.registry import register_trainable
 from ray.util import log_once
 
 from rllib_trl.connectors.eval_sync import sync_eval_observation_filter
+from rllib_trl.connectors.fused import use_fused_pipelines
 from rllib_trl.connectors.mean_std_filter import ExactMeanStdFilter
 from rllib_trl.connectors.reward_scaling import DiscountedReturnStats
 from rllib_trl.env_check import EnvNotFound, env_action_space
@@ -202,11 +203,12 @@ class TRPLConfig(PPOConfig):
 
     @override(AlgorithmConfig)
     def build_module_to_env_connector(self, env=None, spaces=None):
-        """RLlib's pipeline, with the actions unsquashed in one vectorised call per env
-        step (``connectors/actions.py``; the same numbers)."""
+        """RLlib's pipeline, with its default pieces run as one vectorised pass per env
+        step (``connectors/fused.py``, ``connectors/actions.py``; the same numbers)."""
         from rllib_trl.connectors.actions import use_vectorised_actions
 
-        return use_vectorised_actions(super().build_module_to_env_connector(env=env, spaces=spaces))
+        pipeline = super().build_module_to_env_connector(env=env, spaces=spaces)
+        return use_fused_pipelines(use_vectorised_actions(pipeline))
 
     @override(AlgorithmConfig)
     def to_dict(self) -> dict[str, Any]:
@@ -250,7 +252,7 @@ class TRPLConfig(PPOConfig):
             pipeline.prepend(
                 ExactMeanStdFilter(multi_agent=self.is_multi_agent, update_stats=not self.in_evaluation)
             )
-        return pipeline
+        return use_fused_pipelines(pipeline)  # RLlib's default pieces in one pass (connectors/fused.py)
 
     @override(PPOConfig)
     def validate(self) -> None:

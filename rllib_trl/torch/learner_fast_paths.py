@@ -18,6 +18,11 @@ Each replaces one RLlib 2.60 behaviour with one that gives the same result
   ``load_state_dict`` takes the saved param groups' flags), and a checkpoint whose
   optimizer names differ from this config's is refused (RLlib would register the
   module's optimizers a second time, and every minibatch would step each one twice).
+- ``_log_steps_trained_metrics``: RLlib logs eight metric values per minibatch (weights
+  seq no, minibatch size, module/env steps trained and their lifetime sums); here the
+  minibatches' counts are added up and logged once per update. The sums, lifetime sums
+  and their throughputs (computed at reduce) come out the same; the minibatch-size mean
+  is logged as the update's mean (every minibatch of a module has the same size).
 - ``_create_iterator_if_necessary``: RLlib's ``MiniBatchCyclicIterator`` builds each
   minibatch by slicing ``SampleBatch`` objects and concatenating them (~0.4 ms here);
   ``CyclicTensorMinibatches`` yields the same minibatches, in the same order, from the
@@ -33,10 +38,19 @@ from typing import Any
 
 import numpy as np
 import torch
+from ray.rllib.core import ALL_MODULES
 from ray.rllib.core.learner.learner import Learner
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 from ray.rllib.utils.annotations import override
+from ray.rllib.utils.metrics import (
+    MODULE_TRAIN_BATCH_SIZE_MEAN,
+    NUM_ENV_STEPS_TRAINED,
+    NUM_ENV_STEPS_TRAINED_LIFETIME,
+    NUM_MODULE_STEPS_TRAINED,
+    NUM_MODULE_STEPS_TRAINED_LIFETIME,
+    WEIGHTS_SEQ_NO,
+)
 from ray.rllib.utils.minibatch_utils import MiniBatchCyclicIterator
 from ray.rllib.utils.typing import ParamDict
 from torch import Tensor
@@ -132,6 +146,8 @@ class FastPathsTorchLearner(TorchLearner):
     def build(self) -> None:
         super().build()
         self._last_off_policy_batch: dict[Any, Any] = {}
+        self._steps_trained: dict[Any, list[int]] = {}  # module -> [rows, minibatches]
+        self._env_steps_trained = 0
 
     @override(TorchLearner)
     def apply_gradients(self, gradients_dict: ParamDict) -> None:
@@ -159,6 +175,50 @@ class FastPathsTorchLearner(TorchLearner):
         if self._last_off_policy_batch:
             super()._compute_off_policyness(self._last_off_policy_batch)
             self._last_off_policy_batch = {}
+        self._flush_steps_trained()
+
+    @override(Learner)
+    def _log_steps_trained_metrics(self, batch: MultiAgentBatch) -> None:
+        for module_id, module_batch in batch.policy_batches.items():
+            counts = self._steps_trained.setdefault(module_id, [0, 0])
+            counts[0] += len(module_batch)
+            counts[1] += 1
+        self._env_steps_trained += batch.env_steps()
+
+    def _flush_steps_trained(self) -> None:
+        """RLlib's ``_log_steps_trained_metrics`` once, with the update's totals."""
+        log = self.metrics.log_value
+        for module_id, (rows, minibatches) in self._steps_trained.items():
+            log((module_id, WEIGHTS_SEQ_NO), self._weights_seq_no, window=1)
+            log(key=(module_id, MODULE_TRAIN_BATCH_SIZE_MEAN), value=rows / minibatches, reduce="mean")
+            log(key=(module_id, NUM_MODULE_STEPS_TRAINED), value=rows, reduce="sum")
+            log(
+                key=(module_id, NUM_MODULE_STEPS_TRAINED_LIFETIME),
+                value=rows,
+                reduce="lifetime_sum",
+                with_throughput=True,
+            )
+            log(key=(ALL_MODULES, NUM_MODULE_STEPS_TRAINED), value=rows, reduce="sum", with_throughput=True)
+            log(
+                key=(ALL_MODULES, NUM_MODULE_STEPS_TRAINED_LIFETIME),
+                value=rows,
+                reduce="lifetime_sum",
+                with_throughput=True,
+            )
+        if self._steps_trained:
+            log(
+                (ALL_MODULES, NUM_ENV_STEPS_TRAINED),
+                self._env_steps_trained,
+                reduce="sum",
+                with_throughput=True,
+            )
+            log(
+                (ALL_MODULES, NUM_ENV_STEPS_TRAINED_LIFETIME),
+                self._env_steps_trained,
+                reduce="lifetime_sum",
+                with_throughput=True,
+            )
+        self._steps_trained, self._env_steps_trained = {}, 0
 
     @override(Learner)
     def _create_iterator_if_necessary(self, **kwargs) -> Any:

@@ -145,9 +145,10 @@ class TRPLTorchRLModule(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
         return mean, self.scale_from_raw(raw)
 
     # TorchRLModule switches the module to eval() and back to train() around every
-    # exploration / inference call: two recursive walks over its submodules per env step.
-    # Where no submodule behaves differently in the two modes (no dropout, no batch norm:
-    # this module's own layers), the switches are skipped.
+    # exploration / inference call (two recursive walks over its submodules per env step),
+    # and to train() before every training forward (once per minibatch). Where no
+    # submodule behaves differently in the two modes (no dropout, no batch norm: this
+    # module's own layers), the switches are skipped.
     def _mode_free(self) -> bool:
         if not hasattr(self, "_mode_free_cache"):
             moded = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._NormBase)
@@ -165,6 +166,34 @@ class TRPLTorchRLModule(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
         if not self._mode_free():
             return super().forward_inference(batch, **kwargs)
         return self._forward_inference(batch, **kwargs)
+
+    @override(TorchRLModule)
+    def _forward_exploration(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
+        """RLlib's ``GetActions`` connector builds a ``TorchDiagGaussian`` from the packed
+        inputs, samples and takes the sample's log-prob. For a diagonal covariance the
+        same operations run here on the same tensors (the same random draws and numbers,
+        ``tests/torch/test_distributions.py``) without the distribution objects, whose
+        construction and argument checks cost more than the draw; ``GetActions`` then
+        passes the actions through. A full covariance is left to ``GetActions``."""
+        with torch.no_grad():
+            out = self._forward(batch, **kwargs)
+            if self.full:
+                return out
+            loc, log_std = out[Columns.ACTION_DIST_INPUTS].chunk(2, dim=-1)  # TorchDiagGaussian.from_logits
+            scale = log_std.exp()
+            actions = torch.normal(loc, scale)  # torch.distributions.Normal.sample
+            log_prob = (
+                -((actions - loc) ** 2) / (2 * scale**2) - scale.log() - math.log(math.sqrt(2 * math.pi))
+            )
+            out[Columns.ACTIONS] = actions
+            out[Columns.ACTION_LOGP] = log_prob.sum(-1)  # Normal.log_prob, summed as TorchDiagGaussian.logp
+        return out
+
+    @override(TorchRLModule)
+    def forward_train(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
+        if not self._mode_free():
+            return super().forward_train(batch, **kwargs)
+        return RLModule.forward_train(self, batch, **kwargs)
 
     @override(RLModule)
     def _forward(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:

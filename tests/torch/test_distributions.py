@@ -46,3 +46,28 @@ def test_logp_entropy_match_torch_and_samples():
     torch.testing.assert_close(cov, tril @ tril.mT, atol=0.15, rtol=0.05)
     torch.testing.assert_close(-dist.logp(samples).mean(0), dist.entropy(), atol=0.05, rtol=0)
     assert torch.equal(dist.to_deterministic().sample(), mean)
+
+
+def test_module_samples_what_get_actions_samples():
+    """A diagonal module's exploration forward gives RLlib's GetActions draws and
+    log-probs (same seed, bit for bit); a full covariance leaves them to GetActions."""
+    import gymnasium as gym
+    from ray.rllib.core.columns import Columns
+    from ray.rllib.core.distribution.torch.torch_distribution import TorchDiagGaussian
+
+    from tests.algorithm.helpers import small_config
+
+    for cov_type in ("diag", "full"):
+        module = small_config(cov_type=cov_type).get_rl_module_spec(env=gym.make("Hopper-v5")).build()
+        batch = {Columns.OBS: torch.randn(5, 11, generator=torch.Generator().manual_seed(2))}
+        torch.manual_seed(3)
+        out = module.forward_exploration(batch)
+        if cov_type == "full":
+            assert Columns.ACTIONS not in out
+            continue
+        torch.manual_seed(3)
+        dist = TorchDiagGaussian.from_logits(module._forward(batch)[Columns.ACTION_DIST_INPUTS])
+        actions = dist.sample()
+        assert torch.equal(out[Columns.ACTIONS], actions)
+        assert torch.equal(out[Columns.ACTION_LOGP], dist.logp(actions))
+        assert not torch.equal(actions, dist.loc)  # it explores

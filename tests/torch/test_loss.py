@@ -230,6 +230,48 @@ def test_off_policyness_reported_once_per_update():
     assert results[MODULE][KEY].peek() == 1.0  # sampled with seq no 0, one update since
 
 
+def test_steps_trained_metrics_match_rllibs():
+    """Counted per minibatch and logged once per update: the same reduced values as
+    RLlib's per-minibatch logging, in two updates."""
+    import types
+
+    from ray.rllib.core import ALL_MODULES
+    from ray.rllib.core.learner.learner import Learner
+    from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
+    from ray.rllib.utils.metrics import (
+        MODULE_TRAIN_BATCH_SIZE_MEAN,
+        NUM_ENV_STEPS_SAMPLED_LIFETIME,
+        NUM_ENV_STEPS_TRAINED,
+        NUM_ENV_STEPS_TRAINED_LIFETIME,
+        NUM_MODULE_STEPS_TRAINED,
+        NUM_MODULE_STEPS_TRAINED_LIFETIME,
+        WEIGHTS_SEQ_NO,
+    )
+
+    reduced = []
+    for rllibs in (False, True):
+        _, learner, module = _learner()
+        if rllibs:
+            learner._log_steps_trained_metrics = types.MethodType(Learner._log_steps_trained_metrics, learner)
+        values = []
+        for seed in (0, 1):
+            batch = MultiAgentBatch({MODULE: SampleBatch(_batch(module, n=64, seed=seed))}, env_steps=64)
+            results = learner.update(
+                batch=batch, timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: 64}, num_epochs=3, minibatch_size=24
+            )
+            module_keys = (WEIGHTS_SEQ_NO, MODULE_TRAIN_BATCH_SIZE_MEAN, NUM_MODULE_STEPS_TRAINED)
+            values.append({key: results[MODULE][key].peek() for key in module_keys})
+            values[-1]["lifetime"] = results[MODULE][NUM_MODULE_STEPS_TRAINED_LIFETIME].peek()
+            for key in (NUM_MODULE_STEPS_TRAINED, NUM_MODULE_STEPS_TRAINED_LIFETIME):
+                values[-1][("all", key)] = results[ALL_MODULES][key].peek()
+            for key in (NUM_ENV_STEPS_TRAINED, NUM_ENV_STEPS_TRAINED_LIFETIME):
+                values[-1][key] = results[ALL_MODULES][key].peek()
+        reduced.append(values)
+    ours, theirs = reduced
+    assert ours == theirs
+    assert theirs[1]["lifetime"] == 8 * 24  # 8 minibatches of 24 in the update: the values are real
+
+
 @pytest.mark.parametrize("entropy_coeff", [0.0, 0.01])
 def test_entropy_bonus_and_metric(entropy_coeff):
     """The bonus −c·H(π̃) enters the loss only for c ≠ 0; H(π̃) is reported either way."""
