@@ -12,7 +12,7 @@ from rllib_trl.projections.checks import check_projection_args
 from rllib_trl.projections.divergences import kl_cov_part
 from rllib_trl.projections.gaussian import batch_where, cholesky_of, maha, whiten
 from rllib_trl.projections.kl_diag import kl_diag_projection
-from rllib_trl.projections.kl_solver import _f_and_slope, log_det_of, solve_multiplier
+from rllib_trl.projections.kl_solver import f_and_slope, log_det_of, solve_multiplier
 from rllib_trl.projections.mean import project_mean
 
 
@@ -51,7 +51,7 @@ def _kl_cov_full(scale: Tensor, old_scale: Tensor, cov_bound: float, active: Ten
     b, log_det_w = _whitened_projection(white, eta_star)
     f = 0.5 * (b.square().sum((-2, -1)) - k - log_det_w)
     lam_t = lam.movedim(-1, 0)
-    _, slope = _f_and_slope(eta_star, lam_t, log_det_of(lam_t))
+    _, slope = f_and_slope(eta_star, lam_t, log_det_of(lam_t))
     slope = torch.where(active, slope, -1.0)
     eta = torch.where(active, eta_star - (f - cov_bound) / slope, 0.0)
 

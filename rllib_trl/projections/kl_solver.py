@@ -32,7 +32,7 @@ def log_det_of(lam_t, xp=torch):
     return xp.log(lam_t).sum(0)
 
 
-def _f_and_slope(eta, lam_t, log_det, xp=torch, curvature: bool = False):
+def f_and_slope(eta, lam_t, log_det, xp=torch, curvature: bool = False):
     """f(η) ``(...)`` and f'(η) ``(...)`` (and f''(η) if ``curvature``) from λ ``(k, ...)``
     and Σ log λ_i ``(...)``.
 
@@ -91,7 +91,7 @@ def solve_multiplier(lam: Tensor, cov_bound: float, active: Tensor | None = None
 
 def solve_entries_first(lam_t, cov_bound: float, active, xp):
     """η* ``(...)`` and the active mask ``(...)`` (given, or f(0) > ε_Σ), for float64
-    λ ``(k, ...)`` (entries first, see ``_f_and_slope``), a NumPy array (``xp=numpy``,
+    λ ``(k, ...)`` (entries first, see ``f_and_slope``), a NumPy array (``xp=numpy``,
     under ``np.errstate(all="ignore")``) or a tensor without grad (``xp=torch``).
 
     The root is sought in u = log(1 + η) on g(u) = log f(η) − log ε_Σ: near Σ_o,
@@ -112,7 +112,7 @@ def solve_entries_first(lam_t, cov_bound: float, active, xp):
     u = u0
     for step in range(HALLEY_STEPS + 1):
         q = xp.exp(u)  # 1 + η
-        f, slope, curv = _f_and_slope(q - 1.0, lam_t, log_det, xp, curvature=True)
+        f, slope, curv = f_and_slope(q - 1.0, lam_t, log_det, xp, curvature=True)
         g = xp.log(f) - log_bound
         if bool((~active | (xp.abs(g) <= TOL)).all()):
             break
@@ -138,7 +138,7 @@ def _safeguarded_newton(u, active, lam_t, log_det, log_bound: float, xp):
     hi = xp.full_like(u, math.inf)
     for _ in range(MAX_NEWTON_STEPS):
         q = xp.exp(u)
-        f, slope, curv = _f_and_slope(q - 1.0, lam_t, log_det, xp, curvature=True)
+        f, slope, curv = f_and_slope(q - 1.0, lam_t, log_det, xp, curvature=True)
         g = xp.log(xp.where(f > 1e-300, f, 1e-300)) - log_bound  # f rounds to <= 0 far past the root
         done = ~active | (xp.abs(g) <= TOL)
         if bool(done.all()):

@@ -17,7 +17,7 @@ step (``policy_step.py``). Speed-ups that reach into RLlib live in
 
 from __future__ import annotations
 
-import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,16 +81,19 @@ class _LastMinibatch:
     old: Pair
     mask: Tensor | None
     full: bool
-    values: Tensor
+    values: Tensor | Callable[[], Tensor]  # a callable: computed only here, once
     value_targets: Tensor
     losses: dict[str, Tensor]
 
+    @torch.no_grad()
     def metrics(self) -> dict[str, Tensor]:
         mean_of, max_of = masked_reductions(self.mask)
+        values = self.values() if callable(self.values) else self.values
         return {
             **self.losses,
+            VF_LOSS_KEY: mean_of((values - self.value_targets).square()),
             ENTROPY_KEY: mean_of(entropy(self.projected[1], self.full)),
-            VF_EXPLAINED_VAR_KEY: explained_variance(self.value_targets, self.values),
+            VF_EXPLAINED_VAR_KEY: explained_variance(self.value_targets, values),
             **diagnostics(self.settings, self.raw, self.projected, self.old, mean_of, max_of, self.full),
         }
 
@@ -170,13 +173,15 @@ class TRPLTorchLearner(PolicyStepLearner, FastPathsTorchLearner, PPOTorchLearner
             mean_of=mean_of,
             with_entropy=entropy_coeff != 0,  # else only a metric: once, in metrics()
         )
-        separate_critic = config.vf_num_epochs is not None  # then trained alone, before
-        with torch.no_grad() if separate_critic else contextlib.nullcontext():
-            values = module.compute_values(batch)
-            vf_loss = mean_of((values - batch[Postprocessing.VALUE_TARGETS]).square())
         total = terms["policy_loss"] + terms[TRUST_REGION_LOSS_KEY]
-        if not separate_critic:
-            total = total + config.vf_loss_coeff * vf_loss
+        if config.vf_num_epochs is None:
+            values = module.compute_values(batch)
+            total = total + config.vf_loss_coeff * mean_of(
+                (values - batch[Postprocessing.VALUE_TARGETS]).square()
+            )
+            values = values.detach()
+        else:  # trained alone, before the policy: unchanged here; its metrics from the last minibatch
+            values = lambda: module.compute_values(batch)  # noqa: E731
         if "entropy" in terms:
             total = total - entropy_coeff * terms["entropy"]
         # RLlib reports these with window=1, i.e. the update's last minibatch: keep its
@@ -189,12 +194,11 @@ class TRPLTorchLearner(PolicyStepLearner, FastPathsTorchLearner, PPOTorchLearner
             old=old,
             mask=mask,
             full=module.full,
-            values=values.detach(),
+            values=values,
             value_targets=batch[Postprocessing.VALUE_TARGETS],
             losses={
                 POLICY_LOSS_KEY: terms["policy_loss"].detach(),
                 TRUST_REGION_LOSS_KEY: terms[TRUST_REGION_LOSS_KEY].detach(),
-                VF_LOSS_KEY: vf_loss.detach(),
             },
         )
         return total

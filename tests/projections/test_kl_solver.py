@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from rllib_trl.projections.divergences import kl_cov_part
-from rllib_trl.projections.kl_solver import _f_and_slope, log_det_of, solve_entries_first, solve_multiplier
+from rllib_trl.projections.kl_solver import f_and_slope, log_det_of, solve_entries_first, solve_multiplier
 
 
 def _lambdas(spread: float, shape=(64, 3), seed: int = 0) -> torch.Tensor:
@@ -23,14 +23,14 @@ def test_slope_is_the_derivative_of_f(spread):
     lam = _lambdas(spread)
     for eta0 in (0.0, 0.3, 5.0, 200.0):
         eta = torch.full(lam.shape[:-1], eta0, dtype=torch.float64, requires_grad=True)
-        f, slope = _f_and_slope(eta, lam.T, log_det_of(lam.T))
+        f, slope = f_and_slope(eta, lam.T, log_det_of(lam.T))
         (grad,) = torch.autograd.grad(f.sum(), eta)
         torch.testing.assert_close(slope.detach(), grad, rtol=1e-9, atol=1e-12)
         if spread < 1.0 and eta0 > 0:
             h = 1e-5 * eta0
             with torch.no_grad():
-                f_plus, _ = _f_and_slope(eta + h, lam.T, log_det_of(lam.T))
-                f_minus, _ = _f_and_slope(eta - h, lam.T, log_det_of(lam.T))
+                f_plus, _ = f_and_slope(eta + h, lam.T, log_det_of(lam.T))
+                f_minus, _ = f_and_slope(eta - h, lam.T, log_det_of(lam.T))
             fd = (f_plus - f_minus) / (2 * h)
             torch.testing.assert_close(slope.detach(), fd, rtol=1e-5, atol=1e-12)
 
@@ -45,7 +45,7 @@ def test_active_set_is_kl_cov_part_above_bound(spread):
     expected = kl_cov_part(lam.sqrt(), torch.ones_like(lam), False) > bound
     assert torch.equal(active, expected)
     assert torch.all(eta[~active] == 0)
-    f, _ = _f_and_slope(eta, lam.T, log_det_of(lam.T))
+    f, _ = f_and_slope(eta, lam.T, log_det_of(lam.T))
     torch.testing.assert_close(f[active], torch.full_like(f[active], bound), rtol=1e-8, atol=0)
 
 
@@ -72,7 +72,7 @@ def test_extreme_ratios_land_on_the_bound():
     lam = torch.tensor([[1.67e-29, 4.3e17], [1e-20, 1e20]], dtype=torch.float64)
     eta, active = solve_multiplier(lam, 1e-6)
     assert active.all() and torch.isfinite(eta).all()
-    f, _ = _f_and_slope(eta, lam.T, log_det_of(lam.T))
+    f, _ = f_and_slope(eta, lam.T, log_det_of(lam.T))
     torch.testing.assert_close(f, torch.full_like(f, 1e-6), rtol=1e-6, atol=0)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+import pytest
 import torch
 from ray.rllib.evaluation.postprocessing import Postprocessing
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
@@ -64,6 +65,27 @@ def test_policy_minibatches_leave_the_value_net_alone(monkeypatch):
     results = _update(learner, MultiAgentBatch({MODULE: SampleBatch(rows)}, env_steps=128))
     assert all(torch.equal(a, p) for a, p in zip(vf_before, module.vf.parameters(), strict=True))
     assert np.isfinite(results[MODULE]["vf_loss"].peek())  # still reported
+
+
+def test_value_metrics_computed_once_from_the_last_minibatch(monkeypatch):
+    """The policy minibatches run no value forward; the reported vf_loss is the value net's
+    loss on the update's last minibatch (the net does not change in the policy epochs)."""
+    _, learner, module = _learner(vf_num_epochs=3)
+    monkeypatch.setattr(trpl_torch_learner, "fit_critic", lambda *a, **kw: None)
+    rows = _batch(module, n=128, seed=6)
+    value_calls, minibatches = [], []
+    compute_values, compute_loss = module.compute_values, learner.compute_loss_for_module
+    monkeypatch.setattr(
+        module, "compute_values", lambda b, **kw: (value_calls.append(1), compute_values(b))[1]
+    )
+    monkeypatch.setattr(
+        learner,
+        "compute_loss_for_module",
+        lambda **kw: (minibatches.append(kw["batch"]), compute_loss(**kw))[1],
+    )
+    results = _update(learner, MultiAgentBatch({MODULE: SampleBatch(rows)}, env_steps=128))
+    assert len(minibatches) == 8 and len(value_calls) == 1  # one value forward, for the metrics
+    assert results[MODULE]["vf_loss"].peek() == pytest.approx(_vf_loss(module, minibatches[-1]), rel=1e-6)
 
 
 def test_masked_rows_do_not_count():
