@@ -11,7 +11,7 @@ from ray.rllib.evaluation.postprocessing import Postprocessing
 
 from rllib_trl.projections import get_trust_region
 from rllib_trl.torch.distributions import make_distribution, pack
-from rllib_trl.torch.learner_fast_paths import adam
+from rllib_trl.torch.learner_fast_paths import adam, adam_step
 from tests.algorithm.helpers import small_config
 
 MODULE = "default_policy"
@@ -187,6 +187,37 @@ def test_adam_is_fused_and_steps_like_the_loop():
     for a, b, s in zip(fused, loop, start, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
         assert not torch.equal(a, s)
+
+
+def test_adam_step_is_optimizer_step_bit_for_bit():
+    """The fused kernel called directly takes ``Optimizer.step``'s step exactly, across an
+    lr change; it declines (does nothing) for a first step, a missing gradient or a hook."""
+    gen = torch.Generator().manual_seed(1)
+    start = [torch.randn(5, 3, generator=gen), torch.randn(7, generator=gen)]
+    ours, theirs = ([torch.nn.Parameter(t.clone()) for t in start] for _ in range(2))
+    opt_ours, opt_theirs = adam(ours), adam(theirs)
+    for step in range(12):
+        for a, b in zip(ours, theirs, strict=True):
+            a.grad = torch.randn(a.shape, generator=gen)
+            b.grad = a.grad.clone()
+        if step == 6:
+            for opt in (opt_ours, opt_theirs):
+                opt.param_groups[0]["lr"] = 1e-2
+        assert adam_step(opt_ours) is (step > 0)  # the first step creates the state
+        if step == 0:
+            opt_ours.step()
+        opt_theirs.step()
+    for a, b, s in zip(ours, theirs, start, strict=True):
+        assert torch.equal(a, b) and not torch.equal(a, s)
+        for key in ("step", "exp_avg", "exp_avg_sq"):
+            assert torch.equal(opt_ours.state[a][key], opt_theirs.state[b][key])
+    ours[0].grad = None
+    assert not adam_step(opt_ours)
+    ours[0].grad = torch.zeros_like(ours[0])
+    handle = opt_ours.register_step_pre_hook(lambda *args: None)
+    assert not adam_step(opt_ours)
+    handle.remove()
+    assert adam_step(opt_ours)
 
 
 @pytest.mark.parametrize("bad", [None, float("nan"), float("inf")])
