@@ -7,6 +7,10 @@ policy 0.05 away in mean, 2% in std), 10 epochs of 64-row minibatches with shuff
 320 minibatches, each forward, projection, losses, backward, Adam and metrics. One
 thread; the first update is a warm-up; prints the median of the rest. To compare two
 commits, run it with each commit's package on the path (PYTHONPATH=<checkout>).
+
+Same math: ``--save-weights F`` stores the module's weights after the updates (seeded:
+torch and NumPy at 0), and ``--compare-weights F`` prints the largest difference from
+such a file, e.g. written by the previous commit with the same ``--repeats``.
 """
 
 from __future__ import annotations
@@ -25,7 +29,11 @@ def main() -> None:
     )
     parser.add_argument("--projection", default="kl")
     parser.add_argument("--repeats", type=int, default=6)
+    parser.add_argument("--save-weights", help="write the weights after the updates here")
+    parser.add_argument("--compare-weights", help="print the largest difference from these weights")
     args = parser.parse_args()
+    torch.manual_seed(0)
+    np.random.seed(0)  # the minibatch shuffles
     import gymnasium as gym
     from ray.rllib.core.columns import Columns
     from ray.rllib.evaluation.postprocessing import Postprocessing
@@ -86,6 +94,13 @@ def main() -> None:
         times.append(time.perf_counter() - start)
     median = statistics.median(times[1:])
     print(f"{args.projection}: update {median:.3f} s, per minibatch {1000 * median / 320:.3f} ms (median)")
+    weights = {k: v.detach().clone() for k, v in module.state_dict().items()}
+    if args.save_weights:
+        torch.save(weights, args.save_weights)
+    if args.compare_weights:
+        other = torch.load(args.compare_weights)
+        diff = max(float((weights[k] - other[k]).abs().max()) for k in weights)
+        print(f"largest weight difference from {args.compare_weights}: {diff:.3g}")
 
 
 if __name__ == "__main__":

@@ -136,7 +136,10 @@ class PolicyStepLearner(TorchLearner):
                 # RLlib appends one bootstrap row per episode chunk (the last observation,
                 # with the previous row's action_dist_inputs) and masks it out of the loss.
                 obs, old_inputs = obs[mask], old_inputs[mask]
-            out = module.forward_exploration({Columns.OBS: obs})
+            # The distribution inputs the EnvRunners sample from: the inference forward
+            # gives them for these Gaussian policies without drawing actions (TRPL's
+            # exploration forward also samples, which would use up the global RNG here).
+            out = module.forward_inference({Columns.OBS: obs})
             new = unpack(out[Columns.ACTION_DIST_INPUTS], full)
             old = unpack(old_inputs, full)
             step = StepMeasure.of(self.config.get_config_for_module(module_id))

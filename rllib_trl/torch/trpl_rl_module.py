@@ -26,6 +26,9 @@ from torch import Tensor, nn
 
 from rllib_trl.torch.distributions import TorchFullGaussian, pack
 
+# The training forward's policy parameters, besides their packed ACTION_DIST_INPUTS.
+MEAN_KEY = "trpl_mean"
+SCALE_KEY = "trpl_scale"
 MODEL_DEFAULTS: dict[str, Any] = {
     "fcnet_hiddens": [64, 64],
     "fcnet_activation": "tanh",
@@ -199,6 +202,13 @@ class TRPLTorchRLModule(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
     def _forward(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
         mean, scale = self.mean_and_scale(batch[Columns.OBS])
         return {Columns.ACTION_DIST_INPUTS: pack(mean, scale, self.full)}
+
+    @override(RLModule)
+    def _forward_train(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
+        """Also the policy's mean and std / L as they are (``MEAN_KEY``, ``SCALE_KEY``):
+        the learner's loss reads them, not their packed form (five fewer autograd nodes)."""
+        mean, scale = self.mean_and_scale(batch[Columns.OBS])
+        return {Columns.ACTION_DIST_INPUTS: pack(mean, scale, self.full), MEAN_KEY: mean, SCALE_KEY: scale}
 
     @override(ValueFunctionAPI)
     def compute_values(self, batch: dict[str, Any], embeddings: Any = None) -> Tensor:

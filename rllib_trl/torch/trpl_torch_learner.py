@@ -51,6 +51,7 @@ from rllib_trl.torch.trpl_loss import (
     policy_terms,
     projected_free_scale,
 )
+from rllib_trl.torch.trpl_rl_module import MEAN_KEY, SCALE_KEY
 
 
 def masked_reductions(mask: Tensor | None) -> tuple[Reduce, Reduce]:
@@ -155,7 +156,10 @@ class TRPLTorchLearner(PolicyStepLearner, FastPathsTorchLearner, PPOTorchLearner
     ) -> Tensor:
         module = self.module[module_id].unwrapped()
         settings = self.settings(module_id)
-        raw = unpack(fwd_out[Columns.ACTION_DIST_INPUTS], module.full)
+        if MEAN_KEY in fwd_out:
+            raw = (fwd_out[MEAN_KEY], fwd_out[SCALE_KEY])
+        else:
+            raw = unpack(fwd_out[Columns.ACTION_DIST_INPUTS], module.full)
         old = unpack(batch[Columns.ACTION_DIST_INPUTS], module.full)
         mask = batch.get(Columns.LOSS_MASK)
         mean_of, _ = masked_reductions(mask)

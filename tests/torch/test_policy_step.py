@@ -53,6 +53,21 @@ def test_metrics_are_the_split_divergence_and_the_outside_fraction():
     torch.testing.assert_close(out[POLICY_STEP_OUTSIDE_FRAC_KEY], outside)
 
 
+def test_measuring_draws_no_random_numbers():
+    """The measure reads the distribution inputs only: TRPL's exploration forward would
+    also sample 2048 actions from the global generator and change what a run draws next."""
+    from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
+
+    from tests.torch.test_loss import MODULE, _batch, _learner
+
+    _, learner, module = _learner()
+    learner._policy_step_batch = MultiAgentBatch({MODULE: SampleBatch(_batch(module, n=256))}, env_steps=256)
+    state = torch.get_rng_state()
+    learner.log_policy_step()
+    assert torch.equal(torch.get_rng_state(), state)
+    assert learner._policy_step_batch is None  # it measured
+
+
 def test_measure_and_bounds_per_algorithm():
     def summary(step: StepMeasure) -> tuple:
         return step.region.name, step.region.measure, step.mean_bound, step.cov_bound
