@@ -4,8 +4,9 @@ example's connectors against raw MuJoCo stepping of the same envs.
     python benchmarks/envrunner_overhead.py [--example hopper/hopper-trpl-kl] [--envs 8]
 
 Both in this process, one thread: the EnvRunner samples 2048 steps with 8 sub-envs
-(the module's forward, the observation filter, return statistics, action sampling and
-unsquashing, episode bookkeeping); the raw loop steps a gymnasium SyncVectorEnv of the
+(the module's forward and action sampling, the observation filter, return statistics,
+unsquashing, episode bookkeeping; for TRPL through the fused connector pipelines of
+``rllib_trl/connectors/fused.py``); the raw loop steps a gymnasium SyncVectorEnv of the
 same 8 envs with random actions. Medians of 3 after a warm-up. Overhead per env step =
 1 / EnvRunner rate − 1 / raw rate.
 """

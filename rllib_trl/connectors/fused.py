@@ -20,9 +20,10 @@ compute the same outputs directly:
   unsquash (or clip) of the stacked actions and per-sub-env rows.
 
 Anything else (multi-agent episodes, a stateful module, another piece in the default
-part, a non-empty batch coming in) takes RLlib's loop. The pipeline-level timer and the
-env-to-module episode-length metrics are logged as RLlib logs them; the per-piece
-connector timers are not. ``tests/connectors/test_fused.py`` pins both pipelines to
+part, a non-empty batch coming in) takes RLlib's loop. The pipeline timers, the
+env-to-module episode-length metrics and the timers of the pieces called as they are
+(the head pieces, ``GetActions``) are logged as RLlib logs them; the fused default
+pieces have no timers of their own. ``tests/connectors/test_fused.py`` pins both pipelines to
 RLlib's on the same episodes and random state.
 """
 
@@ -58,13 +59,16 @@ from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.metrics import (
     CONNECTOR_PIPELINE_TIMER,
+    CONNECTOR_TIMERS,
     ENV_TO_MODULE_SUM_EPISODES_LENGTH_IN,
     ENV_TO_MODULE_SUM_EPISODES_LENGTH_OUT,
+    TIMERS,
 )
-from ray.rllib.utils.spaces.space_utils import clip_action, unsquash_action
+from ray.rllib.utils.metrics.utils import to_snake_case
+from ray.rllib.utils.spaces.space_utils import clip_action
 from ray.rllib.utils.torch_utils import convert_to_torch_tensor
 
-from rllib_trl.connectors.actions import VectorisedNormalizeAndClipActions
+from rllib_trl.connectors.actions import VectorisedNormalizeAndClipActions, unsquash_stacked
 
 # RLlib's default env-to-module tail and module-to-env pipeline (single-agent), in order.
 ENV_TO_MODULE_TAIL = (
@@ -127,24 +131,18 @@ def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
     return array
 
 
-def _unsquash(actions: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
-    """``unsquash_action`` of stacked actions: its Box formula, the same operations."""
-    if (
-        np.all(space.bounded_below)
-        and np.all(space.bounded_above)
-        and space.dtype in (np.float32, np.float64)
-    ):
-        return np.clip(space.low + (actions + 1.0) * (space.high - space.low) / 2.0, space.low, space.high)
-    return unsquash_action(actions, space)
-
-
 class _Timed:
-    """RLlib's pipeline timer (``metrics_prefix_key`` + CONNECTOR_PIPELINE_TIMER), or nothing."""
+    """One of RLlib's pipeline timers, under ``metrics_prefix_key``: the whole pipeline's
+    (CONNECTOR_PIPELINE_TIMER), or a piece's (``piece``, keyed by its snake-case class
+    name, as ``ConnectorPipelineV2`` keys it); nothing without ``metrics``."""
 
-    def __init__(self, metrics, kwargs: dict[str, Any]):
+    def __init__(self, metrics, kwargs: dict[str, Any], piece: ConnectorV2 | None = None):
         self._stats = None
         if metrics:
-            self._stats = metrics.log_time(kwargs.get("metrics_prefix_key", ()) + (CONNECTOR_PIPELINE_TIMER,))
+            key = (CONNECTOR_PIPELINE_TIMER,)
+            if piece is not None:
+                key = (TIMERS, CONNECTOR_TIMERS, to_snake_case(type(piece).__name__))
+            self._stats = metrics.log_time(kwargs.get("metrics_prefix_key", ()) + key)
 
     def __enter__(self):
         if self._stats is not None:
@@ -176,6 +174,8 @@ class FusedEnvToModulePipeline(EnvToModulePipeline):
         metrics=None,
         **kwargs,
     ) -> dict[str, Any]:
+        """The pieces before the tail as they are (each timed, as RLlib times it), then the
+        tail's result, ``{obs: (num_envs, *obs_shape) tensor}``, in one stack."""
         head, tail = self.connectors[: -len(ENV_TO_MODULE_TAIL)], self.connectors[-len(ENV_TO_MODULE_TAIL) :]
         shared_data = shared_data if shared_data is not None else {}
         batch = batch if batch is not None else {}
@@ -184,7 +184,8 @@ class FusedEnvToModulePipeline(EnvToModulePipeline):
         with _Timed(metrics, kwargs):
             call = dict(rl_module=rl_module, episodes=episodes, explore=explore, shared_data=shared_data)
             for connector in head:
-                batch = connector(**call, batch=batch, metrics=metrics, data=batch, **kwargs)
+                with _Timed(metrics, kwargs, connector):
+                    batch = connector(**call, batch=batch, metrics=metrics, data=batch, **kwargs)
             if batch:  # a piece before the tail filled the batch: RLlib's tail handles that
                 for connector in tail:
                     batch = connector(**call, batch=batch, metrics=metrics, data=batch, **kwargs)
@@ -227,20 +228,28 @@ class FusedModuleToEnvPipeline(ModuleToEnvPipeline):
         metrics=None,
         **kwargs,
     ) -> dict[str, Any]:
+        """``GetActions`` as it is (timed, as RLlib times it), then what the other default
+        pieces make of its output: per column a list of ``num_envs`` rows, and ``actions``
+        / ``actions_for_env`` stacked ``(num_envs, *action_shape)``."""
         pieces = self.connectors
         get_actions: GetActions = pieces[0]
         actions_piece: NormalizeAndClipActions = pieces[4]
         with _Timed(metrics, kwargs):
-            batch = get_actions(
-                rl_module=rl_module, batch=batch, episodes=episodes, explore=explore, shared_data=shared_data
-            )
+            with _Timed(metrics, kwargs, get_actions):
+                batch = get_actions(
+                    rl_module=rl_module,
+                    batch=batch,
+                    episodes=episodes,
+                    explore=explore,
+                    shared_data=shared_data,
+                )
             batch = {column: _to_numpy(values) for column, values in batch.items()}
             out: dict[str, Any] = {column: list(values) for column, values in batch.items()}
             actions = batch[Columns.ACTIONS]
             out[Columns.ACTIONS] = actions.copy()  # ListifyDataForVectorEnv re-stacks the rows
             space = actions_piece._action_space_struct
             if actions_piece.normalize_actions:
-                out[Columns.ACTIONS_FOR_ENV] = _unsquash(actions, space)
+                out[Columns.ACTIONS_FOR_ENV] = unsquash_stacked(actions, space)
             elif actions_piece.clip_actions:
                 out[Columns.ACTIONS_FOR_ENV] = clip_action(actions, space)
         return out

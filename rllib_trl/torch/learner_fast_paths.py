@@ -81,24 +81,31 @@ def adam_step(optimizer: torch.optim.Optimizer) -> bool:
     steps += 1, then the kernel), without its per-step wrappers (profiler scope, hook
     chains, dynamo guards, ``_init_group``), which cost several times the kernel on
     these small networks. Returns False, having done nothing, where ``step()`` is needed:
-    another optimizer or setting, hooks, a first step (state to create), a tensor lr,
-    a parameter with no gradient, several devices or dtypes."""
+    another optimizer or setting, hooks, a first step (state to create), a tensor lr or
+    beta, a group where some parameters have no gradient, several devices or dtypes. A
+    group where none has one is skipped, as ``step()`` skips it (the value net's
+    optimizer in the policy epochs under ``vf_num_epochs``)."""
     if type(optimizer) is not torch.optim.Adam or optimizer._optimizer_step_pre_hooks:
         return False
     if optimizer._optimizer_step_post_hooks or _GLOBAL_HOOKS[0] or _GLOBAL_HOOKS[1]:
         return False
+    if (
+        getattr(optimizer, "grad_scale", None) is not None
+        or getattr(optimizer, "found_inf", None) is not None
+    ):
+        return False
     calls = []
     for group in optimizer.param_groups:
         unusual = ("amsgrad", "maximize", "differentiable", "capturable", "decoupled_weight_decay")
-        if (
-            not group.get("fused")
-            or any(group.get(key) for key in unusual)
-            or not isinstance(group["lr"], float)
-        ):
+        if not group.get("fused") or any(group.get(key) for key in unusual):
+            return False
+        if not all(isinstance(value, float) for value in (group["lr"], *group["betas"])):
             return False
         params = group["params"]
+        if all(p.grad is None for p in params):
+            continue  # step() skips parameters without a gradient: nothing to do here
         states = [optimizer.state.get(p) for p in params]
-        if not params or any(not state or p.grad is None for p, state in zip(params, states, strict=True)):
+        if any(not state or p.grad is None for p, state in zip(params, states, strict=True)):
             return False
         if len({(p.device, p.dtype) for p in params}) != 1 or params[0].device.type != "cpu":
             return False

@@ -26,9 +26,6 @@ from torch import Tensor, nn
 
 from rllib_trl.torch.distributions import TorchFullGaussian, pack
 
-# The training forward's policy parameters, besides their packed ACTION_DIST_INPUTS.
-MEAN_KEY = "trpl_mean"
-SCALE_KEY = "trpl_scale"
 MODEL_DEFAULTS: dict[str, Any] = {
     "fcnet_hiddens": [64, 64],
     "fcnet_activation": "tanh",
@@ -172,17 +169,22 @@ class TRPLTorchRLModule(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
 
     @override(TorchRLModule)
     def _forward_exploration(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
-        """RLlib's ``GetActions`` connector builds a ``TorchDiagGaussian`` from the packed
-        inputs, samples and takes the sample's log-prob. For a diagonal covariance the
-        same operations run here on the same tensors (the same random draws and numbers,
+        """``action_dist_inputs`` ``(B, 2k)``, and for a diagonal covariance also the
+        sampled ``actions`` ``(B, k)`` and their ``action_logp`` ``(B,)``.
+
+        RLlib's ``GetActions`` connector builds a ``TorchDiagGaussian`` from the packed
+        inputs, samples and takes the sample's log-prob. The same operations run here on
+        the same tensors (the same random draws and numbers,
         ``tests/torch/test_distributions.py``) without the distribution objects, whose
         construction and argument checks cost more than the draw; ``GetActions`` then
-        passes the actions through. A full covariance is left to ``GetActions``."""
+        passes the actions through. A full covariance, and inputs that are not finite
+        (where the checked distribution raises, as before), are left to ``GetActions``."""
         with torch.no_grad():
             out = self._forward(batch, **kwargs)
-            if self.full:
+            inputs = out[Columns.ACTION_DIST_INPUTS]
+            if self.full or not bool(torch.isfinite(inputs).all()):
                 return out
-            loc, log_std = out[Columns.ACTION_DIST_INPUTS].chunk(2, dim=-1)  # TorchDiagGaussian.from_logits
+            loc, log_std = inputs.chunk(2, dim=-1)  # TorchDiagGaussian.from_logits
             scale = log_std.exp()
             actions = torch.normal(loc, scale)  # torch.distributions.Normal.sample
             log_prob = (
@@ -194,6 +196,7 @@ class TRPLTorchRLModule(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
 
     @override(TorchRLModule)
     def forward_train(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
+        """RLlib's training forward, without the ``train()`` walk where it changes nothing."""
         if not self._mode_free():
             return super().forward_train(batch, **kwargs)
         return RLModule.forward_train(self, batch, **kwargs)
@@ -202,13 +205,6 @@ class TRPLTorchRLModule(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
     def _forward(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
         mean, scale = self.mean_and_scale(batch[Columns.OBS])
         return {Columns.ACTION_DIST_INPUTS: pack(mean, scale, self.full)}
-
-    @override(RLModule)
-    def _forward_train(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
-        """Also the policy's mean and std / L as they are (``MEAN_KEY``, ``SCALE_KEY``):
-        the learner's loss reads them, not their packed form (five fewer autograd nodes)."""
-        mean, scale = self.mean_and_scale(batch[Columns.OBS])
-        return {Columns.ACTION_DIST_INPUTS: pack(mean, scale, self.full), MEAN_KEY: mean, SCALE_KEY: scale}
 
     @override(ValueFunctionAPI)
     def compute_values(self, batch: dict[str, Any], embeddings: Any = None) -> Tensor:

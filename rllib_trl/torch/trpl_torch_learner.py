@@ -51,7 +51,6 @@ from rllib_trl.torch.trpl_loss import (
     policy_terms,
     projected_free_scale,
 )
-from rllib_trl.torch.trpl_rl_module import MEAN_KEY, SCALE_KEY
 
 
 def masked_reductions(mask: Tensor | None) -> tuple[Reduce, Reduce]:
@@ -82,14 +81,14 @@ class _LastMinibatch:
     old: Pair
     mask: Tensor | None
     full: bool
-    values: Tensor | Callable[[], Tensor]  # a callable: computed only here, once
+    values: Callable[[], Tensor]  # V(s) of the minibatch (computed only if not kept from the loss)
     value_targets: Tensor
     losses: dict[str, Tensor]
 
     @torch.no_grad()
     def metrics(self) -> dict[str, Tensor]:
         mean_of, max_of = masked_reductions(self.mask)
-        values = self.values() if callable(self.values) else self.values
+        values = self.values()
         return {
             **self.losses,
             VF_LOSS_KEY: mean_of((values - self.value_targets).square()),
@@ -156,10 +155,7 @@ class TRPLTorchLearner(PolicyStepLearner, FastPathsTorchLearner, PPOTorchLearner
     ) -> Tensor:
         module = self.module[module_id].unwrapped()
         settings = self.settings(module_id)
-        if MEAN_KEY in fwd_out:
-            raw = (fwd_out[MEAN_KEY], fwd_out[SCALE_KEY])
-        else:
-            raw = unpack(fwd_out[Columns.ACTION_DIST_INPUTS], module.full)
+        raw = unpack(fwd_out[Columns.ACTION_DIST_INPUTS], module.full)
         old = unpack(batch[Columns.ACTION_DIST_INPUTS], module.full)
         mask = batch.get(Columns.LOSS_MASK)
         mean_of, _ = masked_reductions(mask)
@@ -183,9 +179,10 @@ class TRPLTorchLearner(PolicyStepLearner, FastPathsTorchLearner, PPOTorchLearner
             total = total + config.vf_loss_coeff * mean_of(
                 (values - batch[Postprocessing.VALUE_TARGETS]).square()
             )
-            values = values.detach()
+            kept = values.detach()
+            values_of_minibatch = lambda: kept  # noqa: E731
         else:  # trained alone, before the policy: unchanged here; its metrics from the last minibatch
-            values = lambda: module.compute_values(batch)  # noqa: E731
+            values_of_minibatch = lambda: module.compute_values(batch)  # noqa: E731
         if "entropy" in terms:
             total = total - entropy_coeff * terms["entropy"]
         # RLlib reports these with window=1, i.e. the update's last minibatch: keep its
@@ -198,7 +195,7 @@ class TRPLTorchLearner(PolicyStepLearner, FastPathsTorchLearner, PPOTorchLearner
             old=old,
             mask=mask,
             full=module.full,
-            values=values,
+            values=values_of_minibatch,
             value_targets=batch[Postprocessing.VALUE_TARGETS],
             losses={
                 POLICY_LOSS_KEY: terms["policy_loss"].detach(),

@@ -12,6 +12,10 @@ from ray.rllib.connectors.env_to_module.env_to_module_pipeline import EnvToModul
 from ray.rllib.connectors.module_to_env.module_to_env_pipeline import ModuleToEnvPipeline
 from ray.rllib.core.columns import Columns
 from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
+from ray.rllib.utils.metrics import (
+    ENV_TO_MODULE_SUM_EPISODES_LENGTH_IN,
+    ENV_TO_MODULE_SUM_EPISODES_LENGTH_OUT,
+)
 
 from rllib_trl.connectors.fused import FusedEnvToModulePipeline, FusedModuleToEnvPipeline
 from rllib_trl.connectors.reward_scaling import REWARD_SCALE_KEY
@@ -71,11 +75,31 @@ def _assert_same_states(ours: SingleAgentEnvRunner, theirs: SingleAgentEnvRunner
     np.testing.assert_equal(x, y)
 
 
-@pytest.mark.parametrize("cov_type", ["diag", "full"])
-def test_fused_pipelines_sample_what_rllib_samples(cov_type, tail_calls):
+def _metric_keys(runner: SingleAgentEnvRunner) -> dict[tuple, object]:
+    """The runner's reduced metrics, flattened to key paths."""
+    flat = {}
+
+    def walk(prefix: tuple, node) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk((*prefix, key), value)
+        else:
+            flat[prefix] = node
+
+    walk((), runner.get_metrics())
+    return flat
+
+
+@pytest.mark.parametrize(
+    "cov_type, actions",
+    [("diag", "normalize"), ("full", "normalize"), ("diag", "clip"), ("diag", "neither")],
+)
+def test_fused_pipelines_sample_what_rllib_samples(cov_type, actions, tail_calls):
     """Hopper, 3 sub-envs, 600 steps in three calls (episodes end, sub-envs autoreset,
-    chunks are cut), then deterministic sampling: the same data and filter statistics."""
+    chunks are cut), then deterministic sampling: the same data and filter statistics,
+    and the same metrics except the fused pieces' own timers."""
     config = small_config(cov_type=cov_type).env_runners(num_env_runners=0, num_envs_per_env_runner=3)
+    config.environment(normalize_actions=actions == "normalize", clip_actions=actions == "clip")
     ours, theirs = _runner(config, fused=True), _runner(config, fused=False)
     for call in range(3):
         a = _sample(ours, call, num_timesteps=200)
@@ -86,6 +110,26 @@ def test_fused_pipelines_sample_what_rllib_samples(cov_type, tail_calls):
         assert any(e.is_done for e in b)  # the autoreset path is covered
         _assert_same_episodes(a, b)
         _assert_same_states(ours, theirs)
+        if call == 0:
+            mine, rllibs = _metric_keys(ours), _metric_keys(theirs)
+            fused_timers = {
+                "add_observations_from_episodes_to_batch",
+                "batch_individual_items",
+                "numpy_to_tensor",
+            }
+            assert set(mine) <= set(rllibs)
+            assert fused_timers & {key[-1] for key in set(rllibs) - set(mine)}
+            assert {key[-1] for key in set(rllibs) - set(mine)} <= fused_timers | {
+                "add_time_dim_to_batch_and_zero_pad",
+                "add_states_from_episodes_to_batch",
+                "tensor_to_numpy",
+                "un_batch_to_individual_items",
+                "remove_single_ts_time_rank_from_batch",
+                "vectorised_normalize_and_clip_actions",
+                "listify_data_for_vector_env",
+            }
+            for key in (ENV_TO_MODULE_SUM_EPISODES_LENGTH_IN, ENV_TO_MODULE_SUM_EPISODES_LENGTH_OUT):
+                assert mine[(key,)] == rllibs[(key,)]
     _assert_same_episodes(
         _sample(ours, 7, num_episodes=3, explore=False), _sample(theirs, 7, num_episodes=3, explore=False)
     )

@@ -71,3 +71,7 @@ def test_module_samples_what_get_actions_samples():
         assert torch.equal(out[Columns.ACTIONS], actions)
         assert torch.equal(out[Columns.ACTION_LOGP], dist.logp(actions))
         assert not torch.equal(actions, dist.loc)  # it explores
+        with torch.no_grad():
+            module.mean_head[-1].bias.fill_(float("nan"))
+        # not finite: left to GetActions, whose checked distribution raises, as before
+        assert Columns.ACTIONS not in module.forward_exploration(batch)

@@ -189,13 +189,16 @@ def test_adam_is_fused_and_steps_like_the_loop():
         assert not torch.equal(a, s)
 
 
-def test_adam_step_is_optimizer_step_bit_for_bit():
+@pytest.mark.parametrize("weight_decay", [0.0, 0.01])
+def test_adam_step_is_optimizer_step_bit_for_bit(weight_decay):
     """The fused kernel called directly takes ``Optimizer.step``'s step exactly, across an
     lr change; it declines (does nothing) for a first step, a missing gradient or a hook."""
     gen = torch.Generator().manual_seed(1)
     start = [torch.randn(5, 3, generator=gen), torch.randn(7, generator=gen)]
     ours, theirs = ([torch.nn.Parameter(t.clone()) for t in start] for _ in range(2))
     opt_ours, opt_theirs = adam(ours), adam(theirs)
+    for opt in (opt_ours, opt_theirs):
+        opt.param_groups[0]["weight_decay"] = weight_decay
     for step in range(12):
         for a, b in zip(ours, theirs, strict=True):
             a.grad = torch.randn(a.shape, generator=gen)
@@ -212,8 +215,12 @@ def test_adam_step_is_optimizer_step_bit_for_bit():
         for key in ("step", "exp_avg", "exp_avg_sq"):
             assert torch.equal(opt_ours.state[a][key], opt_theirs.state[b][key])
     ours[0].grad = None
-    assert not adam_step(opt_ours)
-    ours[0].grad = torch.zeros_like(ours[0])
+    assert not adam_step(opt_ours)  # some parameters without a gradient
+    ours[1].grad = None
+    before = [a.detach().clone() for a in ours]
+    assert adam_step(opt_ours)  # none with one: skipped, as step() skips them
+    assert all(torch.equal(a, b) for a, b in zip(ours, before, strict=True))
+    ours[0].grad, ours[1].grad = torch.zeros_like(ours[0]), torch.zeros_like(ours[1])
     handle = opt_ours.register_step_pre_hook(lambda *args: None)
     assert not adam_step(opt_ours)
     handle.remove()
