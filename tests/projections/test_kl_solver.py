@@ -79,3 +79,19 @@ def test_extreme_ratios_land_on_the_bound():
 def test_unbatched_input_keeps_its_shape():
     eta, active = solve_multiplier(torch.tensor([4.0, 0.25], dtype=torch.float64), 1e-3)
     assert eta.shape == () and active.shape == ()
+
+
+@pytest.mark.parametrize(("spread", "bound"), [(0.01, 1e-5), (0.1, 1e-3), (0.6, 1e-3), (3.0, 1e-3)])
+def test_start_needs_one_halley_step(spread, bound, monkeypatch):
+    """From u₀ = ½ log(C_∞/ε_Σ) one Halley step lands every state within the tolerance:
+    two evaluations of f (the start, the check), where f(0)/(1 + η)² needed up to 13."""
+    import rllib_trl.projections.kl_solver as solver
+
+    calls = []
+    real = solver.f_and_slope
+    monkeypatch.setattr(solver, "f_and_slope", lambda *a, **k: calls.append(1) or real(*a, **k))
+    lam = _lambdas(spread, shape=(2048, 6), seed=3)
+    eta, active = solve_multiplier(lam, bound)
+    assert active.any() and len(calls) == 2
+    f, _ = real(eta, lam.T, log_det_of(lam.T))
+    torch.testing.assert_close(f[active], torch.full_like(f[active], bound), rtol=1e-8, atol=0)
