@@ -118,13 +118,14 @@ def solve_entries_first(lam_t, cov_bound: float, active, xp):
     if not bool(active.any()):
         return xp.zeros_like(f0), active
     from_f0 = xp.where(f0 > cov_bound, f0, cov_bound)
+
+    def u_from(c):  # ½ log(C/ε_Σ), with f(0) for C where C is unusable (≤ ε_Σ, inf, nan)
+        return 0.5 * (xp.log(xp.where((c > cov_bound) & xp.isfinite(c), c, from_f0)) - log_bound)
+
     inv = lam_m1 / lam_t  # 1 − 1/λ_i
-    c = 0.25 * (inv * inv).sum(0)  # C_∞
-    q = xp.exp(0.5 * (xp.log(xp.where((c > cov_bound) & xp.isfinite(c), c, from_f0)) - log_bound))
+    q = xp.exp(u_from(0.25 * (inv * inv).sum(0)))  # from C_∞
     x = lam_m1 / (1.0 + (q - 1.0) * lam_t)
-    c = 0.25 * (x * x).sum(0) * q * q  # the model's C at that guess (nan where q overflowed)
-    start = xp.where((c > cov_bound) & xp.isfinite(c), c, from_f0)
-    u0 = xp.where(active, 0.5 * (xp.log(start) - log_bound), 0.0)
+    u0 = xp.where(active, u_from(0.25 * (x * x).sum(0) * q * q), 0.0)  # the model's C there
     u = u0
     for step in range(HALLEY_STEPS + 1):
         q = xp.exp(u)  # 1 + η
