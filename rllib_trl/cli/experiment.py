@@ -26,6 +26,7 @@ import yaml
 from rllib_trl.cli.classic import Note, translate_config, translate_stop
 from rllib_trl.cli.errors import UsageError
 from rllib_trl.cli.result_keys import RETURN
+from rllib_trl.cli.search_space import is_search_space
 
 EXPERIMENT_KEYS = {
     "run",
@@ -123,6 +124,26 @@ def load_experiments(path: str) -> list[Experiment]:
     return [experiment_from_spec(name, spec, path) for name, spec in load_yaml(path).items()]
 
 
+def merge_config(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``override`` merged into ``base``, recursively: ``{"model_config": {"init_std": 0.5}}``
+    changes one key of the file's ``model_config`` and keeps the others. A value that is
+    not a dict on either side, or is a search space (``grid_search`` or a sampler), replaces
+    the file's value whole. Neither argument is modified."""
+    out = dict(base)
+    for key, value in override.items():
+        old = out.get(key)
+        if (
+            isinstance(value, dict)
+            and isinstance(old, dict)
+            and not is_search_space(value)
+            and not is_search_space(old)
+        ):
+            out[key] = merge_config(old, value)
+        else:
+            out[key] = value
+    return out
+
+
 def apply_overrides(
     exp: Experiment,
     *,
@@ -132,12 +153,13 @@ def apply_overrides(
     storage_path: str | None,
     note: Note,
 ) -> Experiment:
-    """Command-line values win over the file's (``--config`` merges keys). The file's
-    classic keys and then the command line's are first put in Ray 2.60's names
-    (``num_workers`` -> ``num_env_runners``, ...), so that either spelling overrides."""
+    """Command-line values win over the file's (``--config`` merges keys, into nested
+    dicts too: see :func:`merge_config`). The file's classic keys and then the command
+    line's are first put in Ray 2.60's names (``num_workers`` -> ``num_env_runners``, ...),
+    so that either spelling overrides."""
     exp.config = translate_config(exp.config, exp.run, note)
     exp.stop = translate_stop(exp.stop, note)
-    exp.config.update(translate_config(config, exp.run, note))
+    exp.config = merge_config(exp.config, translate_config(config, exp.run, note))
     if stop:
         exp.stop = translate_stop(stop, note)
     if num_samples is not None:

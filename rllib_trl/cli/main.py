@@ -28,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--run", "--algo", help="algorithm, e.g. TRPL or PPO (without a file)")
     train.add_argument("--env", help="env id, e.g. Hopper-v5 (without a file)")
     train.add_argument("--name", default=None, help="experiment name (without a file)")
-    train.add_argument("--config", help="JSON merged into the experiment's config")
+    train.add_argument("--config", help="JSON merged into the experiment's config (nested dicts key by key)")
     train.add_argument("--stop", help="JSON stop criteria, replacing the file's")
     train.add_argument("--storage-path", help="where results go (default ~/rllib_trl_results)")
     train.add_argument("--address", help="Ray cluster address (default: local instance or RAY_ADDRESS)")

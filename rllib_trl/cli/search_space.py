@@ -24,6 +24,15 @@ def is_sampler(value: Any) -> bool:
     return isinstance(value, dict) and len(value) == 1 and next(iter(value)) in SAMPLERS
 
 
+def is_grid(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"grid_search"}
+
+
+def is_search_space(value: Any) -> bool:
+    """A grid or a sampler: a value Tune varies across trials."""
+    return is_sampler(value) or is_grid(value)
+
+
 def resolve_samplers(value: Any) -> Any:
     """Replace sampler dicts by Tune domains, recursively."""
     if is_sampler(value):
@@ -39,7 +48,7 @@ def resolve_samplers(value: Any) -> Any:
 def representatives(value: Any) -> list[Any]:
     """Concrete configs covering a search space, for validation before any trial runs:
     every grid value, and each sampler's end points."""
-    if isinstance(value, dict) and set(value) == {"grid_search"}:
+    if is_grid(value):
         return [r for v in value["grid_search"] for r in representatives(v)]
     if is_sampler(value):
         ((name, args),) = value.items()

@@ -28,7 +28,7 @@ from rllib_trl.cli.errors import UsageError
 from rllib_trl.cli.experiment import DEFAULT_METRIC, Experiment
 from rllib_trl.cli.progress import ProgressTable
 from rllib_trl.cli.result_keys import ENV_STEPS
-from rllib_trl.cli.search_space import is_sampler, resolve_samplers
+from rllib_trl.cli.search_space import is_search_space, resolve_samplers
 from rllib_trl.cli.validate import validate_experiment
 from rllib_trl.worker_setup import RUNTIME_ENV
 
@@ -36,9 +36,7 @@ DEFAULT_STORAGE = "~/rllib_trl_results"
 
 
 def _searched_keys(config: dict[str, Any]) -> list[str]:
-    return [
-        k for k, v in config.items() if is_sampler(v) or (isinstance(v, dict) and set(v) == {"grid_search"})
-    ]
+    return [k for k, v in config.items() if is_search_space(v)]
 
 
 def _scheduler(spec: dict[str, Any] | None):

@@ -138,3 +138,39 @@ def test_command_line_overrides_a_classic_key():
         )
         assert exp.config == {"env": "Pendulum-v1", "num_env_runners": 0, "minibatch_size": 32}
         assert exp.stop == {"num_env_steps_sampled_lifetime": 10}
+
+
+def test_command_line_config_merges_into_nested_dicts():
+    """``--config '{"model_config": {"init_std": 0.5}}'`` changes that key and keeps the
+    file's others; a search space or a non-dict replaces the file's value whole."""
+    from rllib_trl.cli.experiment import apply_overrides, experiment_from_spec
+
+    spec = {
+        "run": "TRPL",
+        "env": "Hopper-v5",
+        "config": {
+            "model_config": {"fcnet_hiddens": [64, 64], "init_std": 1.0},
+            "evaluation_config": {"explore": False},
+            "lr": {"grid_search": [1e-4, 3e-4]},
+            "env_config": {"grid_search": [{"a": 1}, {"a": 2}]},
+        },
+    }
+    override = {
+        "model_config": {"init_std": 0.5},
+        "evaluation_config": {"grid_search": [{"explore": True}]},
+        "lr": 1e-3,
+        "env_config": {"a": 3},
+    }
+    exp = apply_overrides(
+        experiment_from_spec("x", spec, "x.yaml"),
+        config=override,
+        stop={},
+        num_samples=None,
+        storage_path=None,
+        note=lambda line: None,
+    )
+    assert exp.config["model_config"] == {"fcnet_hiddens": [64, 64], "init_std": 0.5}
+    assert exp.config["evaluation_config"] == {"grid_search": [{"explore": True}]}
+    assert exp.config["lr"] == 1e-3
+    assert exp.config["env_config"] == {"a": 3}
+    assert spec["config"]["model_config"]["init_std"] == 1.0
