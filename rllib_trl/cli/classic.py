@@ -67,6 +67,9 @@ EVAL_SYNC = "rllib_trl.connectors.eval_sync:SyncEvalObservationFilter"
 Note = Callable[[str], None]
 
 
+API_STACK_KEYS = ("enable_rl_module_and_learner", "enable_env_runner_and_connector_v2")
+
+
 def translate_config(config: dict[str, Any], run: str, note: Note) -> dict[str, Any]:
     """Return ``config`` with classic keys in Ray 2.60's names; ``note`` gets one line per
     translation. Raises :class:`UsageError` for what cannot run here."""
@@ -81,7 +84,7 @@ def translate_config(config: dict[str, Any], run: str, note: Note) -> dict[str, 
             raise UsageError(f"config key '{key}' is given twice (once under an older name); keep one")
         out[key] = value
     _framework(out)
-    new_stack = out.get("enable_rl_module_and_learner", out.get("enable_env_runner_and_connector_v2", True))
+    new_stack = out.get(API_STACK_KEYS[0], out.get(API_STACK_KEYS[1], True))
     if run == "TRPL" or new_stack is not False:  # TRPL sets the old stack's filter itself
         _observation_filter(out, run, note)
     if new_stack is not False:

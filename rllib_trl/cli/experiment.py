@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from rllib_trl.cli.classic import Note, translate_config, translate_stop
+from rllib_trl.cli.classic import API_STACK_KEYS, Note, translate_config, translate_stop
 from rllib_trl.cli.errors import UsageError
 from rllib_trl.cli.result_keys import RETURN
 from rllib_trl.cli.search_space import is_search_space
@@ -159,7 +159,9 @@ def apply_overrides(
     so that either spelling overrides."""
     exp.config = translate_config(exp.config, exp.run, note)
     exp.stop = translate_stop(exp.stop, note)
-    exp.config = merge_config(exp.config, translate_config(config, exp.run, note))
+    # the override is translated for the file's API stack unless it names one itself
+    stack = {key: exp.config[key] for key in API_STACK_KEYS if key in exp.config}
+    exp.config = merge_config(exp.config, translate_config({**stack, **config}, exp.run, note))
     if stop:
         exp.stop = translate_stop(stop, note)
     if num_samples is not None:

@@ -174,3 +174,29 @@ def test_command_line_config_merges_into_nested_dicts():
     assert exp.config["lr"] == 1e-3
     assert exp.config["env_config"] == {"a": 3}
     assert spec["config"]["model_config"]["init_std"] == 1.0
+
+
+def test_command_line_model_merges_on_either_api_stack():
+    """A classic ``model`` dict on the command line merges into the file's: as
+    ``model_config`` on the new stack, and as ``model`` when the file picks the old stack
+    (the override is translated for the file's stack)."""
+    from rllib_trl.cli.experiment import apply_overrides, experiment_from_spec
+
+    def merged(file_config: dict) -> dict:
+        spec = {"run": "PPO", "env": "Pendulum-v1", "config": file_config}
+        return apply_overrides(
+            experiment_from_spec("x", spec, "x.yaml"),
+            config={"model": {"fcnet_hiddens": [32]}},
+            stop={},
+            num_samples=None,
+            storage_path=None,
+            note=lambda line: None,
+        ).config
+
+    new = merged({"model_config": {"fcnet_hiddens": [64], "fcnet_activation": "tanh"}})
+    assert new["model_config"] == {"fcnet_hiddens": [32], "fcnet_activation": "tanh"}
+    assert "model" not in new
+    old_stack = {"enable_rl_module_and_learner": False, "enable_env_runner_and_connector_v2": False}
+    old = merged({**old_stack, "model": {"fcnet_hiddens": [64], "fcnet_activation": "tanh"}})
+    assert old["model"] == {"fcnet_hiddens": [32], "fcnet_activation": "tanh"}
+    assert "model_config" not in old
