@@ -52,6 +52,26 @@ def _cell(mean: float, low: float | None, high: float | None) -> str:
     return f"{mean} [{low}, {high}]" if low is not None else f"{mean} (1 seed, no interval)"
 
 
+def select_groups(patterns: list[str]) -> list[Path]:
+    """Run groups (folders under runs/) whose names match any of the glob ``patterns``."""
+    runs = HERE / "runs"
+    return sorted(
+        p
+        for p in (runs.iterdir() if runs.exists() else [])
+        if p.is_dir() and any(fnmatch.fnmatchcase(p.name, pattern) for pattern in patterns)
+    )
+
+
+def finished_trials(group: Path) -> list[Path | None]:
+    """The trial folder of each finished seed (with DONE) of ``group``, in seed order;
+    None for a finished seed without a result.json."""
+    trials: list[Path | None] = []
+    for seed in sorted(s for s in group.glob("seed*") if (s / "DONE").exists()):
+        results = sorted(seed.rglob("result.json"))
+        trials.append(results[0].parent if results else None)
+    return trials
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--budgets", nargs="+", type=int, default=[100_000, 200_000, 300_000])
@@ -62,21 +82,15 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    runs = HERE / "runs"
-    groups = sorted(
-        p
-        for p in (runs.iterdir() if runs.exists() else [])
-        if p.is_dir() and any(fnmatch.fnmatchcase(p.name, pattern) for pattern in args.runs)
-    )
+    groups = select_groups(args.runs)
     for group in groups:
-        seeds = sorted(s for s in group.glob("seed*") if (s / "DONE").exists())
-        if not seeds:
+        trials = finished_trials(group)
+        if not trials:
             continue
         for budget in args.budgets:
             finals, lasts = [], []
-            for seed in seeds:
-                results = sorted(seed.rglob("result.json"))
-                values = evals_upto(results[0].parent, budget) if results else np.array([])
+            for trial in trials:
+                values = evals_upto(trial, budget) if trial else np.array([])
                 finals.append(float(values[-1]) if len(values) else float("nan"))
                 lasts.append(float(values[-args.last :].mean()) if len(values) else float("nan"))
             final, last = _summary(finals), _summary(lasts)
@@ -84,7 +98,7 @@ def main() -> None:
                 {
                     "run": group.name,
                     "budget": budget,
-                    "seeds": len(seeds),
+                    "seeds": len(trials),
                     **final,
                     **{f"last{args.last}_{key}": value for key, value in last.items()},
                 }

@@ -10,12 +10,10 @@ Reads runs/<group>/seed*/ like aggregate.py (resumed iterations counted once). W
 from __future__ import annotations
 
 import argparse
-import fnmatch
-from pathlib import Path
+
+from aggregate import finished_trials, select_groups  # this folder (run as a script)
 
 from rllib_trl.cli.plot import load_trial
-
-HERE = Path(__file__).resolve().parent
 
 PREFIX = "learners/default_policy/policy_step_"
 KEYS = ("outside_frac", "kl_mean", "mean_part_max", "cov_part_max")
@@ -28,14 +26,8 @@ def main() -> None:
     parser.add_argument("--runs", nargs="+", default=["*"], help="run-group names or glob patterns")
     parser.add_argument("--cov-bound", type=float, help="also count iterations at this covariance bound")
     args = parser.parse_args()
-    groups = sorted(
-        p
-        for p in (HERE / "runs").iterdir()
-        if p.is_dir() and any(fnmatch.fnmatchcase(p.name, pattern) for pattern in args.runs)
-    )
-    for group in groups:
-        frames = [load_trial(r.parent)[0] for s in sorted(group.glob("seed*")) if (s / "DONE").exists()
-                  for r in sorted(s.rglob("result.json"))[:1]]  # fmt: skip
+    for group in select_groups(args.runs):
+        frames = [load_trial(trial)[0] for trial in finished_trials(group) if trial]
         columns = [f"{PREFIX}{key}" for key in KEYS]
         rows = [f[columns].dropna() for f in frames if all(c in f for c in columns)]
         if not rows:
