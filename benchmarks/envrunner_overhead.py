@@ -3,12 +3,21 @@ example's connectors against raw MuJoCo stepping of the same envs.
 
     python benchmarks/envrunner_overhead.py [--example hopper/hopper-trpl-kl] [--envs 8]
 
-Both in this process, one thread: the EnvRunner samples 2048 steps with 8 sub-envs
+Both in this process, one thread: the EnvRunner (``TRPLEnvRunner``'s lean loop where the
+config picks it, ``rllib_trl/env_runner.py``) samples 2048 steps with 8 sub-envs
 (the module's forward and action sampling, the observation filter, return statistics,
 unsquashing, episode bookkeeping; for TRPL through the fused connector pipelines of
 ``rllib_trl/connectors/fused.py``); the raw loop steps a gymnasium SyncVectorEnv of the
 same 8 envs with random actions. Medians of 3 after a warm-up. Overhead per env step =
 1 / EnvRunner rate − 1 / raw rate.
+
+Side by side with an older commit (its package on PYTHONPATH, this script for both):
+
+    git worktree add /tmp/wt-213ba46 213ba46
+    for round in 1 2 3; do
+      (cd /tmp/wt-213ba46 && PYTHONPATH=. python /work/main/benchmarks/envrunner_overhead.py)
+      PYTHONPATH=. python benchmarks/envrunner_overhead.py
+    done
 """
 
 from __future__ import annotations
@@ -42,7 +51,9 @@ def main() -> None:
     config.env_runners(num_env_runners=0, num_envs_per_env_runner=args.envs).evaluation(
         evaluation_interval=None
     )
-    runner = SingleAgentEnvRunner(config=config)
+    # TRPLEnvRunner where the config picks it (before it existed: RLlib's runner).
+    runner = (config.env_runner_cls or SingleAgentEnvRunner)(config=config)
+    print(f"{type(runner).__name__}", end=": ")
     runner.sample(num_timesteps=args.steps)
     rates = []
     for _ in range(3):

@@ -201,6 +201,26 @@ class TRPLConfig(PPOConfig):
     def observation_filter(self, value: str) -> None:
         self.__dict__["observation_filter"] = value
 
+    @property
+    def env_runner_cls(self) -> type | None:
+        """RLlib's ``env_runner_cls``. Left unset, single-agent runs on the new API stack
+        get :class:`~rllib_trl.env_runner.TRPLEnvRunner` where RLlib would pick its
+        ``SingleAgentEnvRunner`` (the same samples, a leaner loop); multi-agent, offline
+        recording and the old stack keep RLlib's choice. ``to_dict`` keeps the unset
+        None; to use RLlib's runner, pass ``env_runner_cls=SingleAgentEnvRunner``."""
+        chosen = self.__dict__.get("env_runner_cls")
+        if chosen is not None or not self.__dict__.get("enable_env_runner_and_connector_v2", True):
+            return chosen
+        if self.__dict__.get("output") or self.is_multi_agent:
+            return chosen
+        from rllib_trl.env_runner import TRPLEnvRunner
+
+        return TRPLEnvRunner
+
+    @env_runner_cls.setter
+    def env_runner_cls(self, value: type | None) -> None:
+        self.__dict__["env_runner_cls"] = value
+
     @override(AlgorithmConfig)
     def build_module_to_env_connector(self, env=None, spaces=None):
         """RLlib's pipeline, with its default pieces run as one vectorised pass per env

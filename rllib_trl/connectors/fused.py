@@ -88,7 +88,7 @@ MODULE_TO_ENV = (
 )
 
 
-def _is_default(pieces: list[ConnectorV2], default: tuple[type, ...]) -> bool:
+def is_default(pieces: list[ConnectorV2], default: tuple[type, ...]) -> bool:
     """``pieces`` are RLlib's default ones, in order: those classes exactly (a subclass
     may compute something else), or this project's vectorised ``NormalizeAndClipActions``
     (the same numbers)."""
@@ -110,7 +110,7 @@ def _single_agent_stateless(*, rl_module, episodes, **_) -> bool:
     )
 
 
-def _to_tensor(obs: np.ndarray, to_tensor: NumpyToTensor) -> torch.Tensor:
+def to_module_tensor(obs: np.ndarray, to_tensor: NumpyToTensor) -> torch.Tensor:
     """``NumpyToTensor`` of one array (float64 becomes float32, as there)."""
     device = to_tensor._device
     if device is not None and torch.device(device).type != "cpu":
@@ -131,7 +131,7 @@ def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
     return array
 
 
-class _Timed:
+class Timed:
     """One of RLlib's pipeline timers, under ``metrics_prefix_key``: the whole pipeline's
     (CONNECTOR_PIPELINE_TIMER), or a piece's (``piece``, keyed by its snake-case class
     name, as ``ConnectorPipelineV2`` keys it); nothing without ``metrics``."""
@@ -159,7 +159,7 @@ class FusedEnvToModulePipeline(EnvToModulePipeline):
     @override(EnvToModulePipeline)
     def __call__(self, **kwargs):
         tail = self.connectors[-len(ENV_TO_MODULE_TAIL) :]
-        if not (_is_default(tail, ENV_TO_MODULE_TAIL) and _single_agent_stateless(**kwargs)):
+        if not (is_default(tail, ENV_TO_MODULE_TAIL) and _single_agent_stateless(**kwargs)):
             return super().__call__(**kwargs)
         return self._fused(**kwargs)
 
@@ -181,10 +181,10 @@ class FusedEnvToModulePipeline(EnvToModulePipeline):
         batch = batch if batch is not None else {}
         if metrics:
             metrics.log_value(ENV_TO_MODULE_SUM_EPISODES_LENGTH_IN, sum(map(len, episodes)))
-        with _Timed(metrics, kwargs):
+        with Timed(metrics, kwargs):
             call = dict(rl_module=rl_module, episodes=episodes, explore=explore, shared_data=shared_data)
             for connector in head:
-                with _Timed(metrics, kwargs, connector):
+                with Timed(metrics, kwargs, connector):
                     batch = connector(**call, batch=batch, metrics=metrics, data=batch, **kwargs)
             if batch:  # a piece before the tail filled the batch: RLlib's tail handles that
                 for connector in tail:
@@ -193,7 +193,7 @@ class FusedEnvToModulePipeline(EnvToModulePipeline):
                 to_tensor: NumpyToTensor = tail[-1]
                 obs = np.stack([episode.get_observations(-1) for episode in episodes])
                 shared_data["memorized_map_structure"] = [episode.id_ for episode in episodes]
-                batch = {Columns.OBS: _to_tensor(obs, to_tensor)}
+                batch = {Columns.OBS: to_module_tensor(obs, to_tensor)}
         if metrics:
             metrics.log_value(ENV_TO_MODULE_SUM_EPISODES_LENGTH_OUT, sum(map(len, episodes)))
         return batch
@@ -206,7 +206,7 @@ class FusedModuleToEnvPipeline(ModuleToEnvPipeline):
     def __call__(self, **kwargs):
         pieces = self.connectors
         fusable = (
-            _is_default(pieces, MODULE_TO_ENV)
+            is_default(pieces, MODULE_TO_ENV)
             and _single_agent_stateless(**kwargs)
             and not (kwargs.get("shared_data") or {}).get("_added_single_ts_time_rank")
             and isinstance(pieces[4]._action_space_struct, gym.spaces.Box)
@@ -234,8 +234,8 @@ class FusedModuleToEnvPipeline(ModuleToEnvPipeline):
         pieces = self.connectors
         get_actions: GetActions = pieces[0]
         actions_piece: NormalizeAndClipActions = pieces[4]
-        with _Timed(metrics, kwargs):
-            with _Timed(metrics, kwargs, get_actions):
+        with Timed(metrics, kwargs):
+            with Timed(metrics, kwargs, get_actions):
                 batch = get_actions(
                     rl_module=rl_module,
                     batch=batch,
@@ -243,16 +243,23 @@ class FusedModuleToEnvPipeline(ModuleToEnvPipeline):
                     explore=explore,
                     shared_data=shared_data,
                 )
-            batch = {column: _to_numpy(values) for column, values in batch.items()}
-            out: dict[str, Any] = {column: list(values) for column, values in batch.items()}
-            actions = batch[Columns.ACTIONS]
-            out[Columns.ACTIONS] = actions.copy()  # ListifyDataForVectorEnv re-stacks the rows
-            space = actions_piece._action_space_struct
-            if actions_piece.normalize_actions:
-                out[Columns.ACTIONS_FOR_ENV] = unsquash_stacked(actions, space)
-            elif actions_piece.clip_actions:
-                out[Columns.ACTIONS_FOR_ENV] = clip_action(actions, space)
-        return out
+            return listify_for_env(batch, actions_piece)
+
+
+def listify_for_env(batch: dict[str, torch.Tensor], actions_piece: NormalizeAndClipActions) -> dict[str, Any]:
+    """What RLlib's default module-to-env pieces after ``GetActions`` make of a batch of
+    ``num_envs`` rows that holds the actions: per column a list of ``num_envs`` numpy
+    rows, and ``actions`` / ``actions_for_env`` stacked ``(num_envs, *action_shape)``."""
+    arrays = {column: _to_numpy(values) for column, values in batch.items()}
+    out: dict[str, Any] = {column: list(values) for column, values in arrays.items()}
+    actions = arrays[Columns.ACTIONS]
+    out[Columns.ACTIONS] = actions.copy()  # ListifyDataForVectorEnv re-stacks the rows
+    space = actions_piece._action_space_struct
+    if actions_piece.normalize_actions:
+        out[Columns.ACTIONS_FOR_ENV] = unsquash_stacked(actions, space)
+    elif actions_piece.clip_actions:
+        out[Columns.ACTIONS_FOR_ENV] = clip_action(actions, space)
+    return out
 
 
 def use_fused_pipelines(pipeline: ConnectorV2) -> ConnectorV2:

@@ -48,9 +48,12 @@ def _set_stat(rs: RunningStat, stat: Stat) -> None:
     rs.sum_sq_diff_delta_array = np.zeros_like(rs.mean_array)
 
 
-def push_all(rs: RunningStat, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def push_all(
+    rs: RunningStat, x: np.ndarray, *, with_std: bool = True
+) -> tuple[np.ndarray, np.ndarray | None]:
     """``rs.push(x_i)`` for each row of ``x`` ``(N, *shape)`` at once; returns the mean
-    and std ``(N, *shape)`` that ``rs`` has right after each push.
+    and std ``(N, *shape)`` that ``rs`` has right after each push (std None without
+    ``with_std``).
 
     Welford's sequential updates m_i = m_{i−1} + (x_i − m_{i−1})/n_i and
     S_i = S_{i−1} + (x_i − m_{i−1})(x_i − m_i) in closed form: m_i = (n_0 m_0 + Σ_{j≤i} x_j)/n_i,
@@ -71,6 +74,8 @@ def push_all(rs: RunningStat, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     rs.sum_sq_diff_delta_array = rs.sum_sq_diff_delta_array + sq_change
     rs.num_pushes += len(x)
     rs.num_pushes_delta += len(x)
+    if not with_std:
+        return means, None
     var = np.where(counts > 1, sq_diffs / np.maximum(counts - 1.0, 1.0), 0.0).astype(np.float32)
     return means, np.sqrt(np.maximum(0, var))
 
@@ -92,18 +97,34 @@ class ExactMeanStdFilter(MeanStdFilter):
 
     @override(ConnectorV2)
     def __call__(self, *, rl_module, batch, episodes, explore=None, persistent_data=None, **kwargs) -> Any:
-        if self._filters is None:
-            self._init_new_filters()
-        agent_filter = None if self._multi_agent else self._filters.get(None)
-        flat = agent_filter is not None and isinstance(agent_filter.running_stats, RunningStat)
-        if not flat or not episodes or not all(isinstance(e, SingleAgentEpisode) for e in episodes):
+        single_agent = episodes and all(isinstance(e, SingleAgentEpisode) for e in episodes)
+        if not single_agent or not self.normalizes_rows():
             return super().__call__(
                 rl_module=rl_module, batch=batch, episodes=episodes, explore=explore, **kwargs
             )
         obs = np.stack([np.asarray(e.get_observations(indices=-1)) for e in episodes])
+        normalized = self.normalize_rows(obs)
+        for episode, new in zip(episodes, normalized, strict=True):
+            episode.set_observations(at_indices=-1, new_data=new)
+            episode.observation_space = self.observation_space
+        return batch
+
+    def normalizes_rows(self) -> bool:
+        """One agent with one flat statistic (a Box observation): ``normalize_rows`` applies."""
+        if self._filters is None:
+            self._init_new_filters()
+        agent_filter = None if self._multi_agent else self._filters.get(None)
+        return agent_filter is not None and isinstance(agent_filter.running_stats, RunningStat)
+
+    def normalize_rows(self, obs: np.ndarray) -> np.ndarray:
+        """Push the single agent's observations ``(N, *shape)``, in row order, and return
+        each normalised with the statistics right after its own push ``(N, *shape)``, same
+        dtype (frozen statistics where ``update_stats`` is off). What ``__call__`` does to
+        the episodes' last observations; ``TRPLEnvRunner`` calls it on the env's array."""
+        agent_filter = self._filters[None]
         if self._update_stats:
             mean, std = push_all(agent_filter.running_stats, obs)
-            push_all(agent_filter.buffer, obs)
+            push_all(agent_filter.buffer, obs, with_std=False)
         else:
             mean, std = agent_filter.running_stats.mean, agent_filter.running_stats.std
         normalized = obs
@@ -113,11 +134,7 @@ class ExactMeanStdFilter(MeanStdFilter):
             normalized = normalized / (std + SMALL_NUMBER)
         if agent_filter.clip:
             normalized = np.clip(normalized, -agent_filter.clip, agent_filter.clip)
-        normalized = normalized.astype(obs.dtype)
-        for episode, new in zip(episodes, normalized, strict=True):
-            episode.set_observations(at_indices=-1, new_data=new)
-            episode.observation_space = self.observation_space
-        return batch
+        return normalized.astype(obs.dtype)
 
     def _flat_stats(self, agent_id: Any) -> list[RunningStat]:
         return list(tree.flatten(self._filters[agent_id].running_stats))

@@ -73,28 +73,56 @@ class DiscountedReturnStats(ConnectorV2):
         for top in episodes:  # single-agent episodes, or multi-agent ones holding them
             agent_episodes = list(self.single_agent_episode_iterator([top], agents_that_stepped_only=False))
             for episode in agent_episodes:
-                eid = episode.id_
-                seen = self._seen_t.get(eid, episode.t_started)
+                seen = self._seen_t.get(episode.id_, episode.t_started)
                 if episode.t > seen:
-                    g = self._returns.get(eid, 0.0)
-                    agent_returns = returns.setdefault(episode.agent_id, [])
-                    for r in episode.get_rewards(slice(seen - episode.t_started, None)):
-                        g = self.gamma * g + float(r)
-                        agent_returns.append(g)
-                    self._returns[eid], self._seen_t[eid] = g, episode.t
+                    new_rewards = episode.get_rewards(slice(seen - episode.t_started, None))
+                    self._advance(episode, new_rewards, returns.setdefault(episode.agent_id, []))
                 if episode.is_done:
-                    self._returns.pop(eid, None)
+                    self._returns.pop(episode.id_, None)
                 visited.append(episode)
             if top.is_done:
                 # Only now: an agent that finished early is still visited while the others
                 # play on, and must not be counted again from its start.
                 for episode in agent_episodes:
                     self._seen_t.pop(episode.id_, None)
+        self._push_and_stamp(returns, visited)
+        return batch
+
+    def push_step(self, episodes: list, rewards: np.ndarray, stepped: list[bool]) -> None:
+        """``__call__`` for single-agent episodes right after one vector env step, where
+        ``episodes[i]`` got the reward ``rewards[i]`` if ``stepped[i]`` and was just reset
+        otherwise (``TRPLEnvRunner``'s loop): the same updates, without reading the
+        rewards back from the episodes (unless an episode moved more than one step since
+        it was last seen: then all its new rewards, as ``__call__`` takes them)."""
+        returns: list[float] = []
+        for episode, reward, moved in zip(episodes, rewards, stepped, strict=True):
+            if moved:
+                seen = self._seen_t.get(episode.id_, episode.t_started)
+                if seen == episode.t - 1:
+                    new = (reward,)
+                else:  # moved more than once since last seen: all its new rewards
+                    new = episode.get_rewards(slice(seen - episode.t_started, None))
+                self._advance(episode, new, returns)
+            if episode.is_done:
+                self._returns.pop(episode.id_, None)
+                self._seen_t.pop(episode.id_, None)
+        self._push_and_stamp({None: returns} if returns else {}, episodes)
+
+    def _advance(self, episode, new_rewards, out: list[float]) -> None:
+        """G ← γ G + r over the episode's rewards since the last call, each G into ``out``."""
+        g = self._returns.get(episode.id_, 0.0)
+        for r in new_rewards:
+            g = self.gamma * g + float(r)
+            out.append(g)
+        self._returns[episode.id_], self._seen_t[episode.id_] = g, episode.t
+
+    def _push_and_stamp(self, returns: dict[Any, list[float]], episodes: list) -> None:
+        """Add each agent's new returns to its statistics, then give every episode its
+        agent's current scale."""
         for agent_id, agent_returns in returns.items():
             self._stats[agent_id] = combine(self._stats.get(agent_id, _empty()), stat_of(agent_returns))
-        for episode in visited:
+        for episode in episodes:
             episode.custom_data[REWARD_SCALE_KEY] = scale_of(self._stats.get(episode.agent_id, _empty()))
-        return batch
 
     @override(ConnectorV2)
     def get_state(self, components=None, *, not_components=None, **kwargs) -> dict[str, Any]:

@@ -275,3 +275,49 @@ def test_vectorised_call_equals_rllib_one_by_one(shape, dtype, clip):
     for a, b in zip(ep_ours, ep_theirs, strict=True):
         np.testing.assert_allclose(a.get_observations(-1), b.get_observations(-1), rtol=1e-5, atol=1e-6)
     assert ours._filters[None].running_stats.num_pushes == 48
+
+
+def _vector_run(use_push_step: bool, skip_at: int | None = None) -> tuple[dict, list[list[float]]]:
+    """Three sub-envs stepped together as a vector env with autoreset: a finished episode
+    is replaced by a new one, which gets its reset observation at the next step; one
+    chunk is cut mid-episode. Returns the statistics' state and every step's scales."""
+    gamma, rng = 0.9, np.random.default_rng(5)
+    connector = DiscountedReturnStats(gamma=gamma)
+    lengths = [[5, 3, 7], [9, 4], [2, 2, 2, 2]]
+    slots = [SingleAgentEpisode() for _ in lengths]
+    scales = []
+    for step in range(20):
+        rewards, moved = np.zeros(len(slots)), []
+        for i, episode in enumerate(slots):
+            if not episode.is_reset:
+                episode.add_env_reset(np.zeros(2))
+                moved.append(False)
+                continue
+            rewards[i] = rng.normal(1.0, 2.0)
+            done = bool(lengths[i]) and len(episode) + episode.t_started + 1 == lengths[i][0]
+            episode.add_env_step(np.zeros(2), 0, rewards[i], terminated=done)
+            if step == skip_at and i == 0 and not done:  # env 0 moves twice before a call
+                rewards[i] = rng.normal(1.0, 2.0)
+                episode.add_env_step(np.zeros(2), 0, rewards[i])
+            moved.append(True)
+        if use_push_step:
+            connector.push_step(slots, rewards, moved)
+        else:
+            connector(rl_module=None, batch={}, episodes=slots)
+        scales.append([e.custom_data[REWARD_SCALE_KEY] for e in slots])
+        if step == 6:
+            slots[1] = slots[1].cut()
+        for i, episode in enumerate(slots):
+            if episode.is_done:
+                lengths[i].pop(0)
+                slots[i] = SingleAgentEpisode()
+    return connector.get_state(), scales
+
+
+@pytest.mark.parametrize("skip_at", [None, 8])
+def test_push_step_equals_call(skip_at):
+    """``push_step`` (TRPLEnvRunner's loop) updates the return statistics as ``__call__``
+    does on the same vector steps, also when an episode moved twice between calls."""
+    state, scales = _vector_run(use_push_step=True, skip_at=skip_at)
+    assert (state, scales) == _vector_run(use_push_step=False, skip_at=skip_at)
+    assert state["stat"][None][0] > 30 and len(set(map(tuple, scales))) > 10
