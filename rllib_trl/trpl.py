@@ -28,7 +28,7 @@ from rllib_trl.connectors.reward_scaling import DiscountedReturnStats
 from rllib_trl.env_check import EnvNotFound, env_action_space
 from rllib_trl.projections import ENTROPY_SCHEDULES, projection_names
 from rllib_trl.torch.trpl_rl_module import ACTIVATIONS, MODEL_DEFAULTS
-from rllib_trl.trpl_defaults import TRPL_DEFAULTS
+from rllib_trl.trpl_defaults import ADVANTAGE_NORMALIZATIONS, TRPL_DEFAULTS
 
 
 def _is_number(value: Any) -> bool:
@@ -111,6 +111,7 @@ class TRPLConfig(PPOConfig):
         vf_lr: float = NotProvided,
         vf_num_epochs: int | None = NotProvided,
         vf_minibatch_size: int | None = NotProvided,
+        advantage_normalization: str = NotProvided,
         projection_dtype: str = NotProvided,
         normalize_observations: bool = NotProvided,
         normalize_rewards: bool | None = NotProvided,
@@ -143,6 +144,10 @@ class TRPLConfig(PPOConfig):
                 advantages are computed before either, with the value net that the
                 iteration started with.
             vf_minibatch_size: minibatch size of those value epochs (None: ``minibatch_size``).
+            advantage_normalization: "batch" (default): the advantages as RLlib's GAE
+                leaves them, standardised over the train batch. "minibatch": each policy
+                minibatch standardises them again over its own rows, (A − mean) / (std + 1e-8),
+                as the official TRPL implementation does.
             projection_dtype: "float64" (default) or "float32" for the projection.
             normalize_observations: normalise observations with running mean/std
                 statistics that merge exactly across EnvRunners.
@@ -172,6 +177,7 @@ class TRPLConfig(PPOConfig):
             "vf_lr": vf_lr,
             "vf_num_epochs": vf_num_epochs,
             "vf_minibatch_size": vf_minibatch_size,
+            "advantage_normalization": advantage_normalization,
             "projection_dtype": projection_dtype,
             "normalize_observations": normalize_observations,
             "normalize_rewards": normalize_rewards,
@@ -338,6 +344,12 @@ class TRPLConfig(PPOConfig):
             self._bad(
                 "entropy_schedule_steps", f"is {self.entropy_schedule_steps!r}", "use a positive integer"
             )
+        if self.advantage_normalization not in ADVANTAGE_NORMALIZATIONS:
+            self._bad(
+                "advantage_normalization",
+                f"is {self.advantage_normalization!r}",
+                f"use one of {list(ADVANTAGE_NORMALIZATIONS)}",
+            )
         if self.projection_dtype not in ("float32", "float64"):
             self._bad("projection_dtype", f"is {self.projection_dtype!r}", "use 'float32' or 'float64'")
         if self.clip_param is not None and not (
@@ -364,6 +376,10 @@ class TRPLConfig(PPOConfig):
             "entropy_schedule": (self.entropy_schedule is not None, "use entropy_schedule=None"),
             "normalize_rewards": (self.normalize_rewards is True, "set normalize_rewards=False or None"),
             "vf_num_epochs": (self.vf_num_epochs is not None, "use vf_num_epochs=None"),
+            "advantage_normalization": (
+                self.advantage_normalization != "batch",
+                "use advantage_normalization='batch'",
+            ),
         }
         for key, (bad, fix) in unsupported.items():
             if bad:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+ADVANTAGE_NORMALIZATIONS = ("batch", "minibatch")
+
 # `training()` keys that TRPL adds to PPO's, with their defaults.
 TRPL_DEFAULTS: dict[str, Any] = {
     "projection": "kl",
@@ -24,6 +26,10 @@ TRPL_DEFAULTS: dict[str, Any] = {
     # TRPL regime), and the policy's minibatches leave it alone.
     "vf_num_epochs": None,
     "vf_minibatch_size": None,
+    # "batch": RLlib's GAE standardises the advantages over the whole train batch.
+    # "minibatch": each policy minibatch standardises them again over its own rows, as
+    # the official TRPL implementation does.
+    "advantage_normalization": "batch",
     "projection_dtype": "float64",
     "normalize_observations": True,
     # None: on for the new API stack, off on the old one (its RolloutWorkers have no

@@ -92,6 +92,14 @@ def project(s: TRPLSettings, mean: Tensor, scale: Tensor, old_mean: Tensor, old_
     return p_mean.to(mean.dtype), p_scale.to(scale.dtype)
 
 
+def standardized(advantages: Tensor, mask: Tensor | None = None) -> Tensor:
+    """(A − mean) / (std + 1e-8) ``(B,)`` over the minibatch's valid rows (``mask``
+    ``(B,)`` bool, or None for all), std with Bessel's correction as ``torch.std``:
+    ``advantage_normalization="minibatch"``."""
+    valid = advantages if mask is None or bool(mask.all()) else advantages[mask]
+    return (advantages - valid.mean()) / (valid.std() + 1e-8)
+
+
 def policy_terms(
     s: TRPLSettings,
     raw: Pair,

@@ -50,6 +50,7 @@ from rllib_trl.torch.trpl_loss import (
     diagnostics,
     policy_terms,
     projected_free_scale,
+    standardized,
 )
 
 
@@ -160,13 +161,16 @@ class TRPLTorchLearner(PolicyStepLearner, FastPathsTorchLearner, PPOTorchLearner
         mask = batch.get(Columns.LOSS_MASK)
         mean_of, _ = masked_reductions(mask)
         entropy_coeff = self.entropy_coeff_schedulers_per_module[module_id].get_current_value()
+        advantages = batch[Postprocessing.ADVANTAGES]
+        if config.advantage_normalization == "minibatch":
+            advantages = standardized(advantages, mask)
         terms = policy_terms(
             settings,
             raw,
             old,
             actions=batch[Columns.ACTIONS],
             action_logp=batch[Columns.ACTION_LOGP],
-            advantages=batch[Postprocessing.ADVANTAGES],
+            advantages=advantages,
             full=module.full,
             contextual_std=module.contextual_std,
             beta=self._entropy_bound.get(module_id),

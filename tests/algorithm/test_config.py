@@ -30,6 +30,7 @@ from tests.algorithm.helpers import small_config
         ({"vf_num_epochs": 0}, "vf_num_epochs"),
         ({"vf_num_epochs": 2.5}, "vf_num_epochs"),
         ({"vf_minibatch_size": -16}, "vf_minibatch_size"),
+        ({"advantage_normalization": "episode"}, "advantage_normalization"),
     ],
 )
 def test_bad_training_values(training, key):

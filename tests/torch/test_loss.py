@@ -12,6 +12,7 @@ from ray.rllib.evaluation.postprocessing import Postprocessing
 from rllib_trl.projections import get_trust_region
 from rllib_trl.torch.distributions import make_distribution, pack
 from rllib_trl.torch.learner_fast_paths import adam, adam_step
+from rllib_trl.torch.trpl_loss import standardized
 from tests.algorithm.helpers import small_config
 
 MODULE = "default_policy"
@@ -394,3 +395,33 @@ def test_ratio_clipping_follows_clip_param():
     clipped = torch.min(advantages * ratio, advantages * ratio.clamp(0.9, 1.1))
     torch.testing.assert_close(losses[0.1][0], -clipped.mean())
     assert not torch.allclose(losses[None][0], losses[0.1][0])
+
+
+def test_minibatch_advantage_normalization():
+    """ "minibatch": the loss uses each minibatch's advantages standardised over its own
+    valid rows, (A − mean) / (std + 1e-8); "batch" (default) uses them as GAE left them."""
+    config, learner, module = _learner(advantage_normalization="minibatch")
+    batch = _batch(module, seed=2)
+    raw_advantages = 3.0 * batch[Postprocessing.ADVANTAGES] + 5.0
+    batch[Postprocessing.ADVANTAGES] = raw_advantages
+    fwd_out = module.forward_train(batch)
+    loss = learner.compute_loss_for_module(module_id=MODULE, config=config, batch=batch, fwd_out=fwd_out)
+    hand = dict(batch)
+    hand[Postprocessing.ADVANTAGES] = (raw_advantages - raw_advantages.mean()) / (raw_advantages.std() + 1e-8)
+    torch.testing.assert_close(loss, sum(_hand_terms(config, module, hand)), rtol=1e-5, atol=1e-6)
+    plain_config, plain_learner, _ = _learner()
+    plain_learner.module[MODULE].unwrapped().load_state_dict(module.state_dict())
+    plain = plain_learner.compute_loss_for_module(
+        module_id=MODULE, config=plain_config, batch=batch, fwd_out=fwd_out
+    )
+    torch.testing.assert_close(plain, sum(_hand_terms(config, module, batch)), rtol=1e-5, atol=1e-6)
+    assert abs(plain.item() - loss.item()) > 1e-3
+
+
+def test_standardized_ignores_padded_rows():
+    advantages = torch.tensor([1.0, 2.0, 4.0, 100.0, -50.0])
+    mask = torch.tensor([True, True, True, False, False])
+    out = standardized(advantages, mask)
+    valid = torch.tensor([1.0, 2.0, 4.0])
+    torch.testing.assert_close(out[:3], (valid - valid.mean()) / (valid.std() + 1e-8))
+    torch.testing.assert_close(standardized(valid), out[:3])
