@@ -23,9 +23,10 @@ default pieces (what ``TRPLConfig`` builds for a Box single-agent env), the loop
 
 Same episodes, filter and return statistics, random draws and metrics, except the timers
 of the single connector pieces (the pipeline timers, the module's inference timer and the
-env step timer stay); ``tests/test_env_runner.py`` pins it to RLlib's loop. Anything else
-(sampling whole episodes, random actions, other pieces, multi-agent, a stateful module,
-a non-Box space) takes RLlib's ``_sample``.
+env step timer stay; the env-to-module timer here also covers adding the step to the
+episodes, which RLlib's loop does outside it); ``tests/test_env_runner.py`` pins it to
+RLlib's loop. Anything else (sampling whole episodes, random actions, other pieces,
+multi-agent, a stateful module, a non-Box space) takes RLlib's ``_sample``.
 """
 
 from __future__ import annotations

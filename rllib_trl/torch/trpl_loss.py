@@ -95,8 +95,11 @@ def project(s: TRPLSettings, mean: Tensor, scale: Tensor, old_mean: Tensor, old_
 def standardized(advantages: Tensor, mask: Tensor | None = None) -> Tensor:
     """(A − mean) / (std + 1e-8) ``(B,)`` over the minibatch's valid rows (``mask``
     ``(B,)`` bool, or None for all), std with Bessel's correction as ``torch.std``:
-    ``advantage_normalization="minibatch"``."""
+    ``advantage_normalization="minibatch"``. With fewer than 2 valid rows there is no
+    std: the advantages are only centred (and left as they are with none)."""
     valid = advantages if mask is None or bool(mask.all()) else advantages[mask]
+    if len(valid) < 2:
+        return advantages - valid.mean() if len(valid) else advantages
     return (advantages - valid.mean()) / (valid.std() + 1e-8)
 
 

@@ -409,6 +409,17 @@ def test_minibatch_advantage_normalization():
     hand = dict(batch)
     hand[Postprocessing.ADVANTAGES] = (raw_advantages - raw_advantages.mean()) / (raw_advantages.std() + 1e-8)
     torch.testing.assert_close(loss, sum(_hand_terms(config, module, hand)), rtol=1e-5, atol=1e-6)
+    # Padded rows (a large advantage there) neither shift nor scale the valid ones.
+    padded = dict(batch)
+    padded[Columns.LOSS_MASK] = torch.arange(len(raw_advantages)) < 20
+    padded[Postprocessing.ADVANTAGES] = torch.where(padded[Columns.LOSS_MASK], raw_advantages, 1e4)
+    masked = learner.compute_loss_for_module(module_id=MODULE, config=config, batch=padded, fwd_out=fwd_out)
+    rows = {key: value[:20] for key, value in batch.items()}
+    valid = raw_advantages[:20]
+    policy, region, vf_loss = _hand_terms(config, module, rows)
+    rows[Postprocessing.ADVANTAGES] = (valid - valid.mean()) / (valid.std() + 1e-8)
+    policy, region, _ = _hand_terms(config, module, rows)
+    torch.testing.assert_close(masked, policy + region + vf_loss, rtol=1e-5, atol=1e-6)
     plain_config, plain_learner, _ = _learner()
     plain_learner.module[MODULE].unwrapped().load_state_dict(module.state_dict())
     plain = plain_learner.compute_loss_for_module(
@@ -425,3 +436,5 @@ def test_standardized_ignores_padded_rows():
     valid = torch.tensor([1.0, 2.0, 4.0])
     torch.testing.assert_close(out[:3], (valid - valid.mean()) / (valid.std() + 1e-8))
     torch.testing.assert_close(standardized(valid), out[:3])
+    one = torch.tensor([True, False, False, False, False])
+    torch.testing.assert_close(standardized(advantages, one), advantages - 1.0)  # no std: centred
