@@ -1,4 +1,4 @@
-"""EnvRunner overhead per env step: RLlib's SingleAgentEnvRunner with the Hopper tuned
+"""EnvRunner overhead per env step: the EnvRunner TRPLConfig picks, with the Hopper tuned
 example's connectors against raw MuJoCo stepping of the same envs.
 
     python benchmarks/envrunner_overhead.py [--example hopper/hopper-trpl-kl] [--envs 8]

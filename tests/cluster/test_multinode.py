@@ -187,8 +187,8 @@ def test_job_submit_runs_env_runners_on_worker(cluster, tmp_path):
         "from ray.util.state import list_actors, list_nodes\n"
         f"addr = '{cluster.dashboard}'\n"
         "nodes = {n.node_id: n.resources_total for n in list_nodes(address=addr, detail=True)}\n"
-        "actors = list_actors(address=addr, detail=True, limit=1000,\n"
-        "    filters=[('class_name', '=', 'SingleAgentEnvRunner')])\n"
+        "actors = [a for a in list_actors(address=addr, detail=True, limit=1000)\n"
+        "    if a.class_name in ('TRPLEnvRunner', 'SingleAgentEnvRunner')]\n"
         "print(json.dumps([('env_runner_node' in nodes.get(a.node_id, {}), a.node_id) for a in actors]))\n"
     )
     placed = subprocess.run(
