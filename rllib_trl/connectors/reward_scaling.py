@@ -121,8 +121,12 @@ class DiscountedReturnStats(ConnectorV2):
         agent's current scale."""
         for agent_id, agent_returns in returns.items():
             self._stats[agent_id] = combine(self._stats.get(agent_id, _empty()), stat_of(agent_returns))
+        scales: dict[Any, float] = {}  # once per agent, not per episode (this runs every env step)
         for episode in episodes:
-            episode.custom_data[REWARD_SCALE_KEY] = scale_of(self._stats.get(episode.agent_id, _empty()))
+            agent_id = episode.agent_id
+            if agent_id not in scales:
+                scales[agent_id] = scale_of(self._stats.get(agent_id, _empty()))
+            episode.custom_data[REWARD_SCALE_KEY] = scales[agent_id]
 
     @override(ConnectorV2)
     def get_state(self, components=None, *, not_components=None, **kwargs) -> dict[str, Any]:
