@@ -27,7 +27,7 @@ from rllib_trl.connectors.mean_std_filter import ExactMeanStdFilter
 from rllib_trl.connectors.reward_scaling import DiscountedReturnStats
 from rllib_trl.env_check import EnvNotFound, env_action_space
 from rllib_trl.projections import ENTROPY_SCHEDULES, projection_names
-from rllib_trl.torch.trpl_rl_module import ACTIVATIONS, MODEL_DEFAULTS
+from rllib_trl.torch.trpl_rl_module import ACTIVATIONS, MODEL_DEFAULTS, STD_PARAMS, WEIGHT_INITS
 from rllib_trl.trpl_defaults import ADVANTAGE_NORMALIZATIONS, TRPL_DEFAULTS
 
 
@@ -373,6 +373,9 @@ class TRPLConfig(PPOConfig):
         unsupported = {
             "cov_type": (model.get("cov_type", "diag") != "diag", "use cov_type='diag'"),
             "contextual_std": (bool(model.get("contextual_std", False)), "use contextual_std=False"),
+            # RLlib's ModelV2 builds the old stack's network: its own init, a log std
+            "weight_init": ("weight_init" in model, "leave weight_init unset"),
+            "std_param": ("std_param" in model, "leave std_param unset"),
             "entropy_schedule": (self.entropy_schedule is not None, "use entropy_schedule=None"),
             "normalize_rewards": (self.normalize_rewards is True, "set normalize_rewards=False or None"),
             "vf_num_epochs": (self.vf_num_epochs is not None, "use vf_num_epochs=None"),
@@ -397,6 +400,10 @@ class TRPLConfig(PPOConfig):
         act = model.get("fcnet_activation", MODEL_DEFAULTS["fcnet_activation"])
         if act not in ACTIVATIONS:
             self._bad("fcnet_activation", f"is {act!r}", f"use one of {list(ACTIVATIONS)}")
+        for key, allowed in (("weight_init", WEIGHT_INITS), ("std_param", STD_PARAMS)):
+            value = model.get(key, MODEL_DEFAULTS[key])
+            if value not in allowed:
+                self._bad(key, f"is {value!r}", f"use one of {list(allowed)}")
         init_std = model.get("init_std", MODEL_DEFAULTS["init_std"])
         min_std = model.get("min_std", MODEL_DEFAULTS["min_std"])
         if not (isinstance(min_std, (int, float)) and min_std >= 0):

@@ -4,7 +4,11 @@ Model config keys (``config.rl_module(model_config={...})``):
     fcnet_hiddens (list[int], default [64, 64]), fcnet_activation ("tanh"),
     vf_hiddens (default: fcnet_hiddens), cov_type ("diag" | "full"),
     contextual_std (bool, default False: one state-independent std / Cholesky factor),
-    init_std (float, 1.0), min_std (float, 1e-4).
+    init_std (float, 1.0), min_std (float, 1e-4),
+    weight_init ("orthogonal": hidden gain √2, mean head 0.01, value head 1, zero biases;
+        "torch_default": PyTorch's own ``nn.Linear`` init, as RLlib's default PPO module),
+    std_param ("softplus": std = min_std + softplus(raw); "exp": std = min_std + exp(raw),
+        RLlib's ``free_log_std`` parameterisation).
 """
 
 from __future__ import annotations
@@ -34,7 +38,11 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "contextual_std": False,
     "init_std": 1.0,
     "min_std": 1e-4,
+    "weight_init": "orthogonal",
+    "std_param": "softplus",
 }
+WEIGHT_INITS = ("orthogonal", "torch_default")
+STD_PARAMS = ("softplus", "exp")
 # RLlib 2.60's RLModule constructor builds a deprecated `RLModuleConfig` for every module
 # (its own PPO modules too) and logs "`RLModule(config=[RLModuleConfig object])` has been
 # deprecated" once per process although no user code passes one. Marked as logged here,
@@ -43,13 +51,24 @@ log_once("RLModule(config=[RLModuleConfig object])")
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "silu": nn.SiLU}
 
 
-def mlp(in_dim: int, hiddens: list[int], activation: str, out_dim: int, out_gain: float) -> nn.Sequential:
-    """Orthogonally initialised MLP (hidden gain √2, output gain ``out_gain``, zero biases)."""
+def mlp(
+    in_dim: int,
+    hiddens: list[int],
+    activation: str,
+    out_dim: int,
+    out_gain: float,
+    weight_init: str = "orthogonal",
+) -> nn.Sequential:
+    """MLP ``in_dim → hiddens → out_dim``. ``weight_init="orthogonal"``: orthogonal weights
+    (hidden gain √2, output gain ``out_gain``) and zero biases; ``"torch_default"``: the
+    ``nn.Linear`` init as constructed (``out_gain`` unused)."""
     layers: list[nn.Module] = []
     for width in hiddens:
         layers += [nn.Linear(in_dim, width), ACTIVATIONS[activation]()]
         in_dim = width
     layers.append(nn.Linear(in_dim, out_dim))
+    if weight_init == "torch_default":
+        return nn.Sequential(*layers)
     linears = [m for m in layers if isinstance(m, nn.Linear)]
     for i, layer in enumerate(linears):
         nn.init.orthogonal_(layer.weight, gain=out_gain if i == len(linears) - 1 else math.sqrt(2))
@@ -65,7 +84,8 @@ def inv_softplus(x: Tensor) -> Tensor:
 class TRPLTorchRLModule(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
     """Gaussian policy N(μ(s), Σ) with Σ diagonal or full, state-dependent or not.
 
-    The std (diagonal entries of L) is ``min_std + softplus(raw)``; off-diagonal
+    The std (diagonal entries of L) is ``min_std + softplus(raw)`` (or ``+ exp(raw)``,
+    model config ``std_param``); off-diagonal
     entries of L are unconstrained. EnvRunners carry an inference-only copy without
     the value network.
     """
@@ -90,14 +110,16 @@ class TRPLTorchRLModule(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
         hiddens, act = list(cfg["fcnet_hiddens"]), cfg["fcnet_activation"]
         self.n_scale = k * (k + 1) // 2 if self.full else k
         self.tril_rows, self.tril_cols = (t.tolist() for t in torch.tril_indices(k, k))
-        init_raw = float(inv_softplus(torch.tensor(cfg["init_std"] - self.min_std)))
+        self.std_exp = cfg["std_param"] == "exp"
+        init_raw = float(self.positive_inverse(torch.tensor(cfg["init_std"] - self.min_std)))
+        init = cfg["weight_init"]
 
         self.pi_trunk = (
-            mlp(obs_dim, hiddens[:-1], act, hiddens[-1], math.sqrt(2)) if hiddens else nn.Identity()
+            mlp(obs_dim, hiddens[:-1], act, hiddens[-1], math.sqrt(2), init) if hiddens else nn.Identity()
         )
         feat = hiddens[-1] if hiddens else obs_dim
         self.pi_act = ACTIVATIONS[act]() if hiddens else nn.Identity()
-        self.mean_head = mlp(feat, [], act, k, 0.01)
+        self.mean_head = mlp(feat, [], act, k, 0.01, init)
         init_scale = torch.zeros(self.n_scale)
         diag_idx = (
             [i for i, (r, c) in enumerate(zip(self.tril_rows, self.tril_cols, strict=False)) if r == c]
@@ -106,7 +128,7 @@ class TRPLTorchRLModule(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
         )
         init_scale[diag_idx] = init_raw
         if self.contextual_std:
-            self.scale_head = mlp(feat, [], act, self.n_scale, 0.01)
+            self.scale_head = mlp(feat, [], act, self.n_scale, 0.01, init)
             with torch.no_grad():
                 self.scale_head[-1].bias.copy_(init_scale)
         else:
@@ -114,15 +136,23 @@ class TRPLTorchRLModule(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
         self._diag_idx = diag_idx
         if not self.inference_only:
             vf_hiddens = cfg["vf_hiddens"] if cfg["vf_hiddens"] is not None else hiddens
-            self.vf = mlp(obs_dim, list(vf_hiddens), act, 1, 1.0)
+            self.vf = mlp(obs_dim, list(vf_hiddens), act, 1, 1.0, init)
+
+    def positive(self, raw: Tensor) -> Tensor:
+        """The std's positive map of the unconstrained entries: softplus or exp."""
+        return raw.exp() if self.std_exp else nn.functional.softplus(raw)
+
+    def positive_inverse(self, x: Tensor) -> Tensor:
+        """Inverse of :meth:`positive`, for ``x > 0``."""
+        return x.log() if self.std_exp else inv_softplus(x)
 
     def scale_from_raw(self, raw: Tensor) -> Tensor:
         """std ``(..., k)`` or L ``(..., k, k)`` from the unconstrained entries ``(..., n_scale)``."""
         if not self.full:
-            return self.min_std + nn.functional.softplus(raw)
+            return self.min_std + self.positive(raw)
         diag_mask = torch.zeros(self.n_scale, dtype=torch.bool, device=raw.device)
         diag_mask[self._diag_idx] = True
-        entries = torch.where(diag_mask, self.min_std + nn.functional.softplus(raw), raw)
+        entries = torch.where(diag_mask, self.min_std + self.positive(raw), raw)
         scale = raw.new_zeros(*raw.shape[:-1], self.k, self.k)
         scale[..., self.tril_rows, self.tril_cols] = entries
         return scale
@@ -130,9 +160,9 @@ class TRPLTorchRLModule(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
     def raw_from_scale(self, scale: Tensor) -> Tensor:
         """Inverse of :meth:`scale_from_raw` (used to copy a projected std into the parameter)."""
         if not self.full:
-            return inv_softplus((scale - self.min_std).clamp_min(1e-8))
+            return self.positive_inverse((scale - self.min_std).clamp_min(1e-8))
         entries = scale[..., self.tril_rows, self.tril_cols].clone()
-        entries[..., self._diag_idx] = inv_softplus(
+        entries[..., self._diag_idx] = self.positive_inverse(
             (entries[..., self._diag_idx] - self.min_std).clamp_min(1e-8)
         )
         return entries

@@ -50,6 +50,8 @@ def test_value_only_epochs_need_one_learner():
         ({"cov_type": "full", "free_log_std": True}, "free_log_std"),
         ({"init_std": 0.0}, "init_std"),
         ({"fcnet_activation": "gelu6"}, "fcnet_activation"),
+        ({"weight_init": "xavier"}, "weight_init"),
+        ({"std_param": "sigmoid"}, "std_param"),
     ],
 )
 def test_bad_model_config(model, key):

@@ -33,11 +33,14 @@ VARIANTS = {
     "full": ("full", False),
     "state_dependent": ("diag", True),
     "full_state_dependent": ("full", True),
+    # RLlib's default PPO module: PyTorch's Linear init, std = exp(raw)
+    "rllib_init_exp_std": ("diag", False),
 }
+MODEL_EXTRAS = {"rllib_init_exp_std": {"weight_init": "torch_default", "std_param": "exp"}}
 CASES = [
     (p, v) for p in ("kl", "frobenius", "wasserstein", "none") for v in ("diag", "full", "state_dependent")
 ]
-CASES.append(("kl", "full_state_dependent"))
+CASES += [("kl", "full_state_dependent"), ("kl", "rllib_init_exp_std")]
 SLACK = 1 + 1e-4  # the projection runs in float64; the policy lives in float32
 
 
@@ -50,6 +53,8 @@ def _scale_of(algo):
 def test_two_iterations(ray_local, projection, variant):
     cov_type, contextual = VARIANTS[variant]
     config = small_config(projection=projection, cov_type=cov_type, contextual_std=contextual)
+    if variant in MODEL_EXTRAS:
+        config.rl_module(model_config={**config.model_config, **MODEL_EXTRAS[variant]})
     algo = config.build_algo()
     try:
         for _ in range(2):

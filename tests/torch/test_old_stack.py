@@ -102,6 +102,8 @@ def test_default_config_trains_on_old_stack(ray_local):
     [
         (lambda c: c.rl_module(model_config={"cov_type": "full"}), "cov_type"),
         (lambda c: c.rl_module(model_config={"contextual_std": True}), "contextual_std"),
+        (lambda c: c.rl_module(model_config={"weight_init": "torch_default"}), "weight_init"),
+        (lambda c: c.rl_module(model_config={"std_param": "exp"}), "std_param"),
         (lambda c: c.training(entropy_schedule="linear", target_entropy=-1.0), "entropy_schedule"),
         (lambda c: c.training(normalize_rewards=True), "normalize_rewards"),
         (lambda c: c.training(advantage_normalization="minibatch"), "advantage_normalization"),
