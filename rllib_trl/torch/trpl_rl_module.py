@@ -6,9 +6,11 @@ Model config keys (``config.rl_module(model_config={...})``):
     contextual_std (bool, default False: one state-independent std / Cholesky factor),
     init_std (float, 1.0), min_std (float, 1e-4),
     weight_init ("orthogonal": hidden gain √2, mean head 0.01, value head 1, zero biases;
-        "torch_default": PyTorch's own ``nn.Linear`` init, as RLlib's default PPO module),
+        "torch_default": PyTorch's own ``nn.Linear`` init, as RLlib's default PPO module;
+        with ``contextual_std`` the std then starts at ``init_std`` only where the scale
+        head's weighted input is zero, elsewhere within a state-dependent factor),
     std_param ("softplus": std = min_std + softplus(raw); "exp": std = min_std + exp(raw),
-        RLlib's ``free_log_std`` parameterisation).
+        raw clamped to ±20, as RLlib's PPO module with ``free_log_std: true``).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ MODEL_DEFAULTS: dict[str, Any] = {
 }
 WEIGHT_INITS = ("orthogonal", "torch_default")
 STD_PARAMS = ("softplus", "exp")
+LOG_STD_CLIP = 20.0  # RLlib's default `log_std_clip_param`
 # RLlib 2.60's RLModule constructor builds a deprecated `RLModuleConfig` for every module
 # (its own PPO modules too) and logs "`RLModule(config=[RLModuleConfig object])` has been
 # deprecated" once per process although no user code passes one. Marked as logged here,
@@ -101,6 +104,9 @@ class TRPLTorchRLModule(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
             **MODEL_DEFAULTS,
             **{k: v for k, v in dict(self.model_config or {}).items() if k in MODEL_DEFAULTS},
         }
+        for key, allowed in (("weight_init", WEIGHT_INITS), ("std_param", STD_PARAMS)):
+            if cfg[key] not in allowed:
+                raise ValueError(f"model_config `{key}` is {cfg[key]!r}; use one of {list(allowed)}")
         self.full = cfg["cov_type"] == "full"
         self.contextual_std = bool(cfg["contextual_std"])
         self.min_std = float(cfg["min_std"])
@@ -139,8 +145,9 @@ class TRPLTorchRLModule(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
             self.vf = mlp(obs_dim, list(vf_hiddens), act, 1, 1.0, init)
 
     def positive(self, raw: Tensor) -> Tensor:
-        """The std's positive map of the unconstrained entries: softplus or exp."""
-        return raw.exp() if self.std_exp else nn.functional.softplus(raw)
+        """The std's positive map of the unconstrained entries: softplus, or exp of the
+        entries clamped to ±20 (RLlib's log-std clip)."""
+        return raw.clamp(-LOG_STD_CLIP, LOG_STD_CLIP).exp() if self.std_exp else nn.functional.softplus(raw)
 
     def positive_inverse(self, x: Tensor) -> Tensor:
         """Inverse of :meth:`positive`, for ``x > 0``."""
@@ -152,7 +159,10 @@ class TRPLTorchRLModule(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
             return self.min_std + self.positive(raw)
         diag_mask = torch.zeros(self.n_scale, dtype=torch.bool, device=raw.device)
         diag_mask[self._diag_idx] = True
-        entries = torch.where(diag_mask, self.min_std + self.positive(raw), raw)
+        # the map sees zeros off the diagonal: exp of a large unused entry would give inf,
+        # and torch.where's backward 0 * inf = NaN
+        diag = self.min_std + self.positive(torch.where(diag_mask, raw, torch.zeros_like(raw)))
+        entries = torch.where(diag_mask, diag, raw)
         scale = raw.new_zeros(*raw.shape[:-1], self.k, self.k)
         scale[..., self.tril_rows, self.tril_cols] = entries
         return scale

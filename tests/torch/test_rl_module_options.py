@@ -70,3 +70,26 @@ def test_exp_std_is_min_std_plus_exp():
     module.scale_from_raw(raw).sum().backward()
     torch.testing.assert_close(raw.grad, torch.exp(raw.detach()))
     assert math.isclose(float(module.scale_from_raw(torch.zeros(1, K)).mean()), 1.001, rel_tol=1e-6)
+
+
+def test_exp_full_covariance_gradient_is_finite_for_large_off_diagonal_entries():
+    """exp of an unused off-diagonal entry must not reach the backward (0 * inf = NaN)."""
+    module = _module(std_param="exp", cov_type="full")
+    raw = torch.zeros(1, module.n_scale)
+    off = [i for i in range(module.n_scale) if i not in module._diag_idx]
+    raw[0, off] = 200.0
+    raw.requires_grad_(True)
+    module.scale_from_raw(raw).sum().backward()
+    assert bool(torch.isfinite(raw.grad).all())
+
+
+def test_exp_std_is_clamped_as_rllib_clamps_log_std():
+    module = _module(std_param="exp")
+    std = module.scale_from_raw(torch.tensor([[100.0, -100.0, 0.0]]))
+    assert bool(torch.isfinite(std).all())
+    torch.testing.assert_close(std[0, :2], torch.tensor([1e-4 + math.exp(20.0), 1e-4 + math.exp(-20.0)]))
+
+
+def test_module_rejects_unknown_options_without_validate():
+    with pytest.raises(ValueError, match="`weight_init`"):
+        _module(weight_init="xavier")
