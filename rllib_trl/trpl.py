@@ -27,7 +27,7 @@ from rllib_trl.connectors.mean_std_filter import ExactMeanStdFilter
 from rllib_trl.connectors.reward_scaling import DiscountedReturnStats
 from rllib_trl.env_check import EnvNotFound, env_action_space
 from rllib_trl.projections import ENTROPY_SCHEDULES, projection_names
-from rllib_trl.torch.trpl_rl_module import ACTIVATIONS, MODEL_DEFAULTS, STD_PARAMS, WEIGHT_INITS
+from rllib_trl.torch.trpl_rl_module import ACTIVATIONS, MODEL_CHOICES, MODEL_DEFAULTS
 from rllib_trl.trpl_defaults import ADVANTAGE_NORMALIZATIONS, TRPL_DEFAULTS
 
 
@@ -400,7 +400,7 @@ class TRPLConfig(PPOConfig):
         act = model.get("fcnet_activation", MODEL_DEFAULTS["fcnet_activation"])
         if act not in ACTIVATIONS:
             self._bad("fcnet_activation", f"is {act!r}", f"use one of {list(ACTIVATIONS)}")
-        for key, allowed in (("weight_init", WEIGHT_INITS), ("std_param", STD_PARAMS)):
+        for key, allowed in MODEL_CHOICES.items():
             value = model.get(key, MODEL_DEFAULTS[key])
             if value not in allowed:
                 self._bad(key, f"is {value!r}", f"use one of {list(allowed)}")

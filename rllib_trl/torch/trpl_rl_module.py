@@ -43,8 +43,11 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "weight_init": "orthogonal",
     "std_param": "softplus",
 }
-WEIGHT_INITS = ("orthogonal", "torch_default")
-STD_PARAMS = ("softplus", "exp")
+# the allowed values of the model options that take one of a few names
+MODEL_CHOICES: dict[str, tuple[str, ...]] = {
+    "weight_init": ("orthogonal", "torch_default"),
+    "std_param": ("softplus", "exp"),
+}
 LOG_STD_CLIP = 20.0  # RLlib's default `log_std_clip_param`
 # RLlib 2.60's RLModule constructor builds a deprecated `RLModuleConfig` for every module
 # (its own PPO modules too) and logs "`RLModule(config=[RLModuleConfig object])` has been
@@ -104,7 +107,7 @@ class TRPLTorchRLModule(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
             **MODEL_DEFAULTS,
             **{k: v for k, v in dict(self.model_config or {}).items() if k in MODEL_DEFAULTS},
         }
-        for key, allowed in (("weight_init", WEIGHT_INITS), ("std_param", STD_PARAMS)):
+        for key, allowed in MODEL_CHOICES.items():
             if cfg[key] not in allowed:
                 raise ValueError(f"model_config `{key}` is {cfg[key]!r}; use one of {list(allowed)}")
         self.full = cfg["cov_type"] == "full"
