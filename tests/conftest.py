@@ -1,6 +1,8 @@
-"""One local Ray instance per test module, sized to this machine."""
+"""One local Ray instance for the test session, sized to this machine."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 import ray
@@ -15,9 +17,7 @@ route_mujoco_warnings()
 WORKER_SETUP = RUNTIME_ENV
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    torch.set_num_threads(1)
+def _start_ray() -> None:
     ray.init(
         num_cpus=2,
         include_dashboard=False,
@@ -25,5 +25,36 @@ def ray_local():
         configure_logging=False,
         runtime_env=WORKER_SETUP,
     )
+
+
+def _all_cpus_free(wait_s: float = 10.0) -> bool:
+    """Whether every CPU of the instance is free again (stopped actors release theirs
+    asynchronously, so wait a little)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        if ray.available_resources().get("CPU", 0.0) >= ray.cluster_resources().get("CPU", 0.0):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def _ray_session():
+    """Started once (about 10 s each time here, 12 modules use it), shut down at the end."""
+    torch.set_num_threads(1)
+    _start_ray()
     yield
     ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def ray_local(_ray_session):
+    """The session's Ray instance for a module. If the module left something holding
+    CPUs (an Algorithm not stopped), the instance is restarted, so the next module never
+    waits on resources a previous one kept."""
+    yield
+    if ray.is_initialized() and _all_cpus_free():
+        return
+    ray.shutdown()
+    _start_ray()

@@ -1,4 +1,8 @@
-"""Bad command-line input: one line naming the problem, exit code 2, nothing written."""
+"""Bad command-line input: one line naming the problem, exit code 2, nothing written.
+
+The cases call the CLI's ``main`` in this process (each subprocess would spend most of
+its time importing Ray and torch); ``test_the_console_script_exits_2`` pins the same
+through the installed ``rllib-trl`` process for one file and one flag case."""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from rllib_trl.cli.main import main
 
 GOOD = "x:\n  run: TRPL\n  env: Hopper-v5\n"
 CASES = {
@@ -34,29 +40,37 @@ CASES = {
 }
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "rllib_trl.cli.main", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-    )
+def _cli(*args: str, cwd: Path, capsys, monkeypatch) -> tuple[int, str]:
+    """The exit code and stderr of ``rllib-trl ARGS`` run in ``cwd`` (in this process)."""
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(sys, "argv", ["rllib-trl", *args])
+    capsys.readouterr()
+    code = main(list(args))
+    return code, capsys.readouterr().err
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_bad_experiment_file(case, tmp_path):
+def test_bad_experiment_file(case, tmp_path, capsys, monkeypatch):
     text, message = CASES[case]
     path = tmp_path / "exp.yaml"
     if text is not None:
         path.write_text(text)
     storage = tmp_path / "results"
-    out = _cli("train", "file", str(path), "--storage-path", str(storage), cwd=tmp_path)
-    assert out.returncode == 2, out.stderr
-    lines = [line for line in out.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("rllib-trl: error: "), out.stderr
+    code, err = _cli(
+        "train",
+        "file",
+        str(path),
+        "--storage-path",
+        str(storage),
+        cwd=tmp_path,
+        capsys=capsys,
+        monkeypatch=monkeypatch,
+    )
+    assert code == 2, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("rllib-trl: error: "), err
     assert message in lines[0]
-    assert "Traceback" not in out.stderr
+    assert "Traceback" not in err
     assert not storage.exists()
 
 
@@ -70,8 +84,26 @@ def test_bad_experiment_file(case, tmp_path):
         (["plot", "/nonexistent/results"], "results folder not found"),
     ],
 )
-def test_bad_flags(args, message, tmp_path):
-    out = _cli(*args, cwd=tmp_path)
+def test_bad_flags(args, message, tmp_path, capsys, monkeypatch):
+    code, err = _cli(*args, cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch)
+    assert code == 2, err
+    assert err.strip().startswith("rllib-trl: error: ") and message in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "file", "exp.yaml", "--storage-path", "results"], "`cov_bound` is -0.1"),
+        (["train", "--run", "TRPL", "--env", "Hopper-v5", "--stop", "[1]"], "--stop must be a JSON object"),
+    ],
+)
+def test_the_console_script_exits_2(args, message, tmp_path):
+    """The installed ``rllib-trl`` process itself: exit status 2, one line, nothing written."""
+    (tmp_path / "exp.yaml").write_text(GOOD + "  config: {cov_bound: -0.1}\n")
+    script = Path(sys.executable).with_name("rllib-trl")
+    out = subprocess.run([str(script), *args], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert out.returncode == 2, out.stderr
-    assert out.stderr.strip().startswith("rllib-trl: error: ") and message in out.stderr
-    assert "Traceback" not in out.stderr
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("rllib-trl: error: ") and message in lines[0], out.stderr
+    assert not (tmp_path / "results").exists()

@@ -90,7 +90,7 @@ def test_env_whose_first_iteration_ends_no_episode(tmp_path):
         "  env: HalfCheetah-v5\n"
         "  stop: {training_iteration: 2}\n"
         "  config: {train_batch_size_per_learner: 256, minibatch_size: 128, num_epochs: 1,\n"
-        "           num_env_runners: 1, num_envs_per_env_runner: 1}\n"
+        "           num_env_runners: 0, num_envs_per_env_runner: 1}\n"
     )
     storage = tmp_path / "results"
     out = _cli("train", "file", str(spec), "--storage-path", str(storage))
@@ -114,6 +114,7 @@ def test_two_trial_search_from_yaml(tmp_path):
         f"    train_batch_size_per_learner: {SMALL['train_batch_size_per_learner']}\n"
         "    minibatch_size: 128\n"
         "    num_epochs: 1\n"
+        "    num_env_runners: 0\n"  # no EnvRunner actor per trial; the two trials run at once
     )
     storage = tmp_path / "results"
     _cli("train", "file", str(spec), "--storage-path", str(storage))

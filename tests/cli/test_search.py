@@ -9,7 +9,12 @@ from pathlib import Path
 
 from tests.cli.test_end_to_end import _cli
 
-TINY = "    train_batch_size_per_learner: 256\n    minibatch_size: 128\n    num_epochs: 1\n"
+# Sampling on the trial's own (local) EnvRunner: no EnvRunner actor to start per trial,
+# and a trial needs 1 CPU, so two run at once where the search allows it.
+TINY = (
+    "    train_batch_size_per_learner: 256\n    minibatch_size: 128\n    num_epochs: 1\n"
+    "    num_env_runners: 0\n"
+)
 
 
 def _trials(root: Path) -> list[Path]:
