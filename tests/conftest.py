@@ -53,6 +53,8 @@ def ray_local(_ray_session):
     """The session's Ray instance for a module. If the module left something holding
     CPUs (an Algorithm not stopped), the instance is restarted, so the next module never
     waits on resources a previous one kept."""
+    if not ray.is_initialized():  # a restart failed, or a test shut it down
+        _start_ray()
     yield
     if ray.is_initialized() and _all_cpus_free():
         return

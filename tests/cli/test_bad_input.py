@@ -40,17 +40,18 @@ CASES = {
 }
 
 
-def _cli(*args: str, cwd: Path, capsys, monkeypatch) -> tuple[int, str]:
-    """The exit code and stderr of ``rllib-trl ARGS`` run in ``cwd`` (in this process)."""
+def _cli(*args: str, cwd: Path, capfd, monkeypatch) -> tuple[int, str]:
+    """The exit code and stderr of ``rllib-trl ARGS`` run in ``cwd`` (in this process;
+    stderr captured at the file descriptor, so C-level writes count too)."""
     monkeypatch.chdir(cwd)
     monkeypatch.setattr(sys, "argv", ["rllib-trl", *args])
-    capsys.readouterr()
+    capfd.readouterr()
     code = main(list(args))
-    return code, capsys.readouterr().err
+    return code, capfd.readouterr().err
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_bad_experiment_file(case, tmp_path, capsys, monkeypatch):
+def test_bad_experiment_file(case, tmp_path, capfd, monkeypatch):
     text, message = CASES[case]
     path = tmp_path / "exp.yaml"
     if text is not None:
@@ -63,7 +64,7 @@ def test_bad_experiment_file(case, tmp_path, capsys, monkeypatch):
         "--storage-path",
         str(storage),
         cwd=tmp_path,
-        capsys=capsys,
+        capfd=capfd,
         monkeypatch=monkeypatch,
     )
     assert code == 2, err
@@ -84,8 +85,8 @@ def test_bad_experiment_file(case, tmp_path, capsys, monkeypatch):
         (["plot", "/nonexistent/results"], "results folder not found"),
     ],
 )
-def test_bad_flags(args, message, tmp_path, capsys, monkeypatch):
-    code, err = _cli(*args, cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch)
+def test_bad_flags(args, message, tmp_path, capfd, monkeypatch):
+    code, err = _cli(*args, cwd=tmp_path, capfd=capfd, monkeypatch=monkeypatch)
     assert code == 2, err
     assert err.strip().startswith("rllib-trl: error: ") and message in err
     assert "Traceback" not in err
@@ -94,13 +95,13 @@ def test_bad_flags(args, message, tmp_path, capsys, monkeypatch):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["train", "file", "exp.yaml", "--storage-path", "results"], "`cov_bound` is -0.1"),
+        (["train", "file", "exp.yaml", "--storage-path", "results"], "could not be created with env_config"),
         (["train", "--run", "TRPL", "--env", "Hopper-v5", "--stop", "[1]"], "--stop must be a JSON object"),
     ],
 )
 def test_the_console_script_exits_2(args, message, tmp_path):
     """The installed ``rllib-trl`` process itself: exit status 2, one line, nothing written."""
-    (tmp_path / "exp.yaml").write_text(GOOD + "  config: {cov_bound: -0.1}\n")
+    (tmp_path / "exp.yaml").write_text(CASES["bad_env_config"][0])  # one that builds the env
     script = Path(sys.executable).with_name("rllib-trl")
     out = subprocess.run([str(script), *args], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert out.returncode == 2, out.stderr
