@@ -8,6 +8,11 @@ policy 0.05 away in mean, 2% in std), 10 epochs of 64-row minibatches with shuff
 thread; the first update is a warm-up; prints the median of the rest. To compare two
 commits, run it with each commit's package on the path (PYTHONPATH=<checkout>).
 
+``--floor`` also times, interleaved with the updates, the part no TRPL code can remove:
+the two networks' forward and backward and one fused Adam step per minibatch (on copies
+of the networks, same minibatch sizes and shuffles, a loss with no TRPL term), and prints
+both medians and their ratio.
+
 Same math: ``--save-weights F`` stores the module's weights after the updates (seeded:
 torch and NumPy at 0), and ``--compare-weights F`` prints the largest difference from
 such a file, e.g. written by the previous commit with the same ``--repeats``.
@@ -29,6 +34,7 @@ def main() -> None:
     )
     parser.add_argument("--projection", default="kl")
     parser.add_argument("--repeats", type=int, default=6)
+    parser.add_argument("--floor", action="store_true", help="also time the networks alone")
     parser.add_argument("--save-weights", help="write the weights after the updates here")
     parser.add_argument("--compare-weights", help="print the largest difference from these weights")
     args = parser.parse_args()
@@ -80,8 +86,13 @@ def main() -> None:
         }
         return MultiAgentBatch({"default_policy": SampleBatch(rows)}, env_steps=n)
 
-    times = []
+    floor = networks_alone(module, obs, n) if args.floor else None
+    times, floor_times = [], []
     for _ in range(args.repeats):
+        if floor is not None:
+            start = time.perf_counter()
+            floor()
+            floor_times.append(time.perf_counter() - start)
         batch = make_batch()
         start = time.perf_counter()
         learner.update(
@@ -94,6 +105,12 @@ def main() -> None:
         times.append(time.perf_counter() - start)
     median = statistics.median(times[1:])
     print(f"{args.projection}: update {median:.3f} s, per minibatch {1000 * median / 320:.3f} ms (median)")
+    if floor_times:
+        floor_median = statistics.median(floor_times[1:])
+        print(
+            f"networks alone: per minibatch {1000 * floor_median / 320:.3f} ms (median), "
+            f"{floor_median / median:.2f}x the update's"
+        )
     weights = {k: v.detach().clone() for k, v in module.state_dict().items()}
     if args.save_weights:
         torch.save(weights, args.save_weights)
@@ -101,6 +118,41 @@ def main() -> None:
         other = torch.load(args.compare_weights)
         diff = max(float((weights[k] - other[k]).abs().max()) for k in weights)
         print(f"largest weight difference from {args.compare_weights}: {diff:.3g}")
+
+
+def networks_alone(module, obs: torch.Tensor, n: int):
+    """One update's worth (10 epochs x 32 minibatches of 64, shuffled) of what every
+    minibatch needs whatever the loss: the policy and value nets' forward and backward
+    and a fused Adam step, on copies of the networks, with a plain quadratic loss."""
+    import copy
+
+    try:
+        from rllib_trl.torch.learner_fast_paths import adam_step
+    except ImportError:  # a commit from before it, run with its package on the path
+
+        def adam_step(optimizer) -> bool:
+            return False
+
+    parts = {"pi": module.pi_trunk, "head": module.mean_head, "vf": module.vf}
+    nets = copy.deepcopy(torch.nn.ModuleDict(parts))
+    act = module.pi_act
+    params = list(nets.parameters())
+    optimizer = torch.optim.Adam(params, fused=True)
+    rng = np.random.default_rng(1)  # its own: the update's shuffles stay as without --floor
+
+    def run() -> None:
+        for _ in range(10):
+            shuffled = obs[torch.from_numpy(rng.permutation(n))]
+            for start in range(0, n, 64):
+                o = shuffled[start : start + 64]
+                loss = nets["head"](act(nets["pi"](o))).square().mean() + nets["vf"](o).square().mean()
+                for p in params:
+                    p.grad = None
+                loss.backward()
+                if not adam_step(optimizer):
+                    optimizer.step()
+
+    return run
 
 
 if __name__ == "__main__":
