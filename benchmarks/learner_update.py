@@ -10,8 +10,9 @@ commits, run it with each commit's package on the path (PYTHONPATH=<checkout>).
 
 ``--floor`` also times, interleaved with the updates, the part no TRPL code can remove:
 the two networks' forward and backward and one fused Adam step per minibatch (on copies
-of the networks, same minibatch sizes and shuffles, a loss with no TRPL term), and prints
-both medians and their ratio.
+of the networks, same minibatch sizes, shuffled with its own generator so that the
+update's shuffles stay as without it, a loss with no TRPL term), and prints both medians
+and their ratio.
 
 Same math: ``--save-weights F`` stores the module's weights after the updates (seeded:
 torch and NumPy at 0), and ``--compare-weights F`` prints the largest difference from

@@ -54,9 +54,9 @@ def _tensor(a, cpu: bool) -> Tensor:
 
 def _row_sums(cpu: bool, k: int, dtype):
     """Σ_i over the last axis, keeping it (``(..., k)`` -> ``(..., 1)``)."""
-    if cpu:
+    if cpu:  # as 2-D: np.dot of a 3-D array and a vector is a generic loop, not BLAS
         ones = np.ones(k, dtype=dtype)
-        return lambda a: np.dot(a, ones)[..., None]
+        return lambda a: np.dot(a.reshape(-1, k), ones).reshape(*a.shape[:-1], 1)
     return lambda a: a.sum(-1, keepdim=True)
 
 
