@@ -70,3 +70,31 @@ def test_double_backward_raises():
     (grad,) = torch.autograd.grad(p_scale.square().sum(), leaves[1], create_graph=True)
     with pytest.raises(RuntimeError):
         torch.autograd.grad(grad.sum(), leaves[1])
+
+
+@pytest.mark.parametrize("shape", [(6,), (24, 6), (3, 8, 6)])
+def test_any_batch_shape_matches_the_flat_batch(path, shape):
+    """The per-state sums run over the last axis whatever the leading shape: a single
+    state, a batch, and a (T, B) batch give what the same states give as one flat batch,
+    outputs and gradients, also where the std is an expanded (stride-0) parameter."""
+    n = int(torch.tensor(shape[:-1]).prod()) if len(shape) > 1 else 1
+    mean, scale, old_mean, old_scale = random_pair(10, n, shape[-1], False, shift=0.5, spread=0.5)
+    free_std = scale[0].clone()
+
+    def run(view):
+        leaves = [view(t).clone().requires_grad_(True) for t in (mean, old_mean, old_scale)]
+        std = free_std.clone().requires_grad_(True)
+        p_mean, p_scale = kl_projection(
+            leaves[0], std.expand_as(leaves[0]), leaves[1], leaves[2], mean_bound=0.01, cov_bound=0.001
+        )
+        (p_mean.square().sum() + (p_scale * torch.arange(1.0, 7.0, dtype=p_scale.dtype)).sum()).backward()
+        return [p_mean.detach().reshape(n, -1), p_scale.detach().reshape(n, -1)], [
+            *(t.grad.reshape(n, -1) for t in leaves),
+            std.grad,
+        ]
+
+    shaped_out, shaped_grads = run(lambda t: t.reshape(shape))
+    flat_out, flat_grads = run(lambda t: t)
+    for a, b in zip(shaped_out + shaped_grads, flat_out + flat_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+    assert (flat_out[0] != mean).any() and (flat_out[1] != free_std).any()  # some states moved
