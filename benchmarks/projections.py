@@ -84,13 +84,7 @@ def time_once(fn, inputs) -> float:
 
 
 def median_us(fn, inputs, budget_s: float) -> float:
-    for _ in range(3):
-        time_once(fn, inputs)  # warm-up
-    samples: list[float] = []
-    start = time.perf_counter()
-    while len(samples) < 7 or (time.perf_counter() - start < budget_s and len(samples) < 2000):
-        samples.append(time_once(fn, inputs))
-    return 1e6 * statistics.median(samples)
+    return paired_median_us([fn], inputs, budget_s)[0]
 
 
 def settle_allocator() -> None:
