@@ -77,7 +77,9 @@ def _config(path: Path) -> Any:
 
 
 def load_checkpoint(checkpoint: str) -> Checkpoint:
-    path = Path(checkpoint).expanduser()
+    # absolute: RLlib reads the module and connector folders through pyarrow, which takes
+    # a relative path for a URI without a scheme and fails
+    path = Path(checkpoint).expanduser().resolve()
     if not (path / "rllib_checkpoint.json").is_file():
         raise UsageError(f"not an RLlib algorithm checkpoint (no rllib_checkpoint.json): {checkpoint}")
     import rllib_trl  # noqa: F401  (classes the pickles refer to)

@@ -50,22 +50,32 @@ def export_targets(loaded: Checkpoint, output: str) -> list[tuple[Path, str, obj
     return targets
 
 
+def deployable_policy(
+    loaded: Checkpoint, module_id: str = DEFAULT_MODULE_ID, agent_id=None, stochastic: bool = False
+) -> DeployablePolicy:
+    """Module ``module_id`` of the checkpoint as a :class:`DeployablePolicy`: raw
+    observations ``(B, *obs_shape)`` to env actions ``(B, action_dim)``, with the
+    observation statistics of ``agent_id`` (None: the single agent's)."""
+    module = loaded.modules[module_id]
+    if not isinstance(module.action_space, gym.spaces.Box):
+        raise UsageError(
+            f"module '{module_id}' has action space {module.action_space}; "
+            "export supports continuous (Box) Gaussian policies"
+        )
+    full = bool(getattr(module, "full", False))
+    actions = ActionMapping.of(
+        module.action_space,
+        normalize_actions=bool(loaded.setting("normalize_actions", True)),
+        clip_actions=bool(loaded.setting("clip_actions", False)),
+    )
+    return DeployablePolicy(module, full, observation_stats(loaded, agent_id), actions, stochastic)
+
+
 def export_command(checkpoint: str, *, output: str, stochastic: bool) -> int:
     loaded = load_checkpoint(checkpoint)
     for path, module_id, agent_id in export_targets(loaded, output):
         module = loaded.modules[module_id]
-        if not isinstance(module.action_space, gym.spaces.Box):
-            raise UsageError(
-                f"module '{module_id}' has action space {module.action_space}; "
-                "export supports continuous (Box) Gaussian policies"
-            )
-        full = bool(getattr(module, "full", False))
-        actions = ActionMapping.of(
-            module.action_space,
-            normalize_actions=bool(loaded.setting("normalize_actions", True)),
-            clip_actions=bool(loaded.setting("clip_actions", False)),
-        )
-        policy = DeployablePolicy(module, full, observation_stats(loaded, agent_id), actions, stochastic)
+        policy = deployable_policy(loaded, module_id, agent_id, stochastic)
         try:
             export_policy(policy, module.observation_space, path)
         except OSError as err:

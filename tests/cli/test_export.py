@@ -122,6 +122,15 @@ def test_exported_policy_acts_as_evaluate(checkpoints, algorithm, tmp_path):
     np.testing.assert_allclose(deployed["returns"], returns, rtol=1e-6)
 
 
+def test_export_and_evaluate_take_a_relative_checkpoint_path(checkpoints, tmp_path):
+    checkpoint = Path(checkpoints["trpl"])
+    out = _cli("export", checkpoint.name, "-o", str(tmp_path / "policy.pt2"), cwd=checkpoint.parent)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (tmp_path / "policy.pt2").is_file()
+    out = _cli("evaluate", checkpoint.name, "--episodes", "1", cwd=checkpoint.parent)
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
