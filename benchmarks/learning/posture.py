@@ -5,11 +5,10 @@
 HalfCheetah-v5 has a well-known local optimum: the cheetah flips over and learns to run
 on its back, which pays far less than running upright. This script replays every
 checkpoint of finished runs (runs/<group>/seed*/ with DONE, as aggregate.py) with the
-deterministic policy, one episode from a fixed reset seed, and reports the share of steps
-the torso spends upside down (|rooty| past 90 degrees, steps 200-1000 of the episode) and
-the episode return.
-Each seed's line marks its checkpoints in order: u upright, B on its back (more than
-half of the steps upside down).
+deterministic policy, ``--episodes`` episodes from reset seeds 0, 1, ..., and reports the
+share of steps the torso spends upside down (|rooty| past 90 degrees, steps 200-1000 of
+each episode) and the mean return. Each seed's line marks its checkpoints in order:
+u upright, B on its back (more than half of the steps upside down).
 """
 
 from __future__ import annotations
@@ -52,8 +51,9 @@ def replay(policy: torch.nn.Module, env: gym.Env, seed: int) -> tuple[float, flo
     return total, float(upside_down(np.array(pitch[SETTLE:])).mean())
 
 
-def trial_postures(trial: Path, seed: int) -> list[dict]:
-    """One row per checkpoint of ``trial``: env steps, return, share upside down."""
+def trial_postures(trial: Path, episodes: int) -> list[dict]:
+    """One row per checkpoint of ``trial``: env steps, mean return and share of steps
+    upside down over ``episodes`` episodes (reset seeds 0 .. episodes - 1)."""
     frame, _ = load_trial(trial)
     steps_at = dict(zip(frame[ITERATION], frame[ENV_STEPS], strict=True)) if ITERATION in frame else {}
     env = gym.make("HalfCheetah-v5")
@@ -61,17 +61,24 @@ def trial_postures(trial: Path, seed: int) -> list[dict]:
     for checkpoint in sorted(trial.glob("checkpoint_*")):
         with open(checkpoint / "algorithm_state.pkl", "rb") as f:
             iteration = pickle.load(f)["training_iteration"]
-        total, down = replay(deployable_policy(load_checkpoint(str(checkpoint))), env, seed)
+        policy = deployable_policy(load_checkpoint(str(checkpoint)))
+        total, down = np.mean([replay(policy, env, seed) for seed in range(episodes)], axis=0)
         rows.append(
             {
                 "iteration": iteration,
                 "env_steps": steps_at.get(iteration),
-                "return": total,
-                "upside_down": down,
+                "return": float(total),
+                "upside_down": float(down),
             }
         )
     env.close()
     return rows
+
+
+def unfinished_trials(group: Path) -> list[Path]:
+    """The trial folder of every seed of ``group`` with a result.json, finished or not."""
+    found = (sorted(seed.rglob("result.json")) for seed in sorted(group.glob("seed*")))
+    return [results[0].parent for results in found if results]
 
 
 def main() -> None:
@@ -81,17 +88,20 @@ def main() -> None:
     parser.add_argument(
         "--runs", nargs="+", default=["halfcheetah-*"], help="run-group names or glob patterns"
     )
-    parser.add_argument("--reset-seed", type=int, default=0, help="the evaluation episode's reset seed")
+    parser.add_argument("--episodes", type=int, default=3, help="episodes per checkpoint")
     parser.add_argument("--out", help="also write every checkpoint's row to this CSV")
+    parser.add_argument(
+        "--include-unfinished", action="store_true", help="also seeds without DONE (stopped runs)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     rows = []
     for group in select_groups(args.runs):
-        for trial in finished_trials(group):
+        for trial in unfinished_trials(group) if args.include_unfinished else finished_trials(group):
             if trial is None:
                 continue
             seed = int(trial.relative_to(group).parts[0].removeprefix("seed"))
-            found = trial_postures(trial, args.reset_seed)
+            found = trial_postures(trial, args.episodes)
             rows += [{"run": group.name, "seed": seed, **row} for row in found]
             marks = "".join("B" if r["upside_down"] > 0.5 else "u" for r in found)
             last = found[-1]
