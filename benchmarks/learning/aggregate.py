@@ -62,11 +62,12 @@ def select_groups(patterns: list[str]) -> list[Path]:
     )
 
 
-def finished_trials(group: Path) -> list[Path | None]:
+def finished_trials(group: Path, include_unfinished: bool = False) -> list[Path | None]:
     """The trial folder of each finished seed (with DONE) of ``group``, in seed order;
-    None for a finished seed without a result.json."""
+    None for a finished seed without a result.json. ``include_unfinished``: every seed
+    (a stopped run's too)."""
     trials: list[Path | None] = []
-    for seed in sorted(s for s in group.glob("seed*") if (s / "DONE").exists()):
+    for seed in sorted(s for s in group.glob("seed*") if include_unfinished or (s / "DONE").exists()):
         results = sorted(seed.rglob("result.json"))
         trials.append(results[0].parent if results else None)
     return trials

@@ -75,12 +75,6 @@ def trial_postures(trial: Path, episodes: int) -> list[dict]:
     return rows
 
 
-def unfinished_trials(group: Path) -> list[Path]:
-    """The trial folder of every seed of ``group`` with a result.json, finished or not."""
-    found = (sorted(seed.rglob("result.json")) for seed in sorted(group.glob("seed*")))
-    return [results[0].parent for results in found if results]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -97,7 +91,7 @@ def main() -> None:
     torch.set_num_threads(1)
     rows = []
     for group in select_groups(args.runs):
-        for trial in unfinished_trials(group) if args.include_unfinished else finished_trials(group):
+        for trial in finished_trials(group, args.include_unfinished):
             if trial is None:
                 continue
             seed = int(trial.relative_to(group).parts[0].removeprefix("seed"))
