@@ -73,6 +73,41 @@ def finished_trials(group: Path, include_unfinished: bool = False) -> list[Path 
     return trials
 
 
+def summary_row(run: str, budget: int, finals: list[float], lasts: list[float], k: int) -> dict:
+    """One table row: the seeds' last evaluations ``finals`` and their means of the last
+    ``k`` evaluations ``lasts`` (one value per seed each), summarised over seeds."""
+    last = _summary(lasts)
+    return {
+        "run": run,
+        "budget": budget,
+        "seeds": len(finals),
+        **_summary(finals),
+        **{f"last{k}_{key}": value for key, value in last.items()},
+    }
+
+
+def write_tables(rows: list[dict], out: Path, k: int) -> None:
+    """``rows`` (one per run group and budget) as learning.csv, learning.json and
+    learning.md under ``out``; the Markdown table is printed too."""
+    pd.DataFrame(rows).to_csv(out / "learning.csv", index=False)
+    (out / "learning.json").write_text(json.dumps(rows, indent=1))
+    lines = [
+        f"| run | env steps | seeds | last evaluation, mean [95% CI] | per seed "
+        f"| mean of the last {k} evaluations, mean [95% CI] | per seed |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['run']} | {r['budget']:,} | {r['seeds']} "
+            f"| {_cell(r['mean'], r['ci95_low'], r['ci95_high'])} "
+            f"| {', '.join(str(v) for v in r['per_seed'])} "
+            f"| {_cell(r[f'last{k}_mean'], r[f'last{k}_ci95_low'], r[f'last{k}_ci95_high'])} "
+            f"| {', '.join(str(v) for v in r[f'last{k}_per_seed'])} |"
+        )
+    (out / "learning.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--budgets", nargs="+", type=int, default=[100_000, 200_000, 300_000])
@@ -94,35 +129,8 @@ def main() -> None:
                 values = evals_upto(trial, budget) if trial else np.array([])
                 finals.append(float(values[-1]) if len(values) else float("nan"))
                 lasts.append(float(values[-args.last :].mean()) if len(values) else float("nan"))
-            final, last = _summary(finals), _summary(lasts)
-            rows.append(
-                {
-                    "run": group.name,
-                    "budget": budget,
-                    "seeds": len(trials),
-                    **final,
-                    **{f"last{args.last}_{key}": value for key, value in last.items()},
-                }
-            )
-    table = pd.DataFrame(rows)
-    table.to_csv(out / "learning.csv", index=False)
-    (out / "learning.json").write_text(json.dumps(rows, indent=1))
-    k = args.last
-    lines = [
-        f"| run | env steps | seeds | last evaluation, mean [95% CI] | per seed "
-        f"| mean of the last {k} evaluations, mean [95% CI] | per seed |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['run']} | {r['budget']:,} | {r['seeds']} "
-            f"| {_cell(r['mean'], r['ci95_low'], r['ci95_high'])} "
-            f"| {', '.join(str(v) for v in r['per_seed'])} "
-            f"| {_cell(r[f'last{k}_mean'], r[f'last{k}_ci95_low'], r[f'last{k}_ci95_high'])} "
-            f"| {', '.join(str(v) for v in r[f'last{k}_per_seed'])} |"
-        )
-    (out / "learning.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+            rows.append(summary_row(group.name, budget, finals, lasts, args.last))
+    write_tables(rows, out, args.last)
     done_groups = [str(g) for g in groups if any((s / "DONE").exists() for s in g.glob("seed*"))]
     if done_groups:
         plot_command(done_groups, str(out / "curves.png"))
