@@ -2,6 +2,7 @@
 
     python benchmarks/projections.py [--out benchmarks/results/projections.json] [--quick]
     python benchmarks/projections.py --ratios   # KL / bare Frobenius at k=6 (issue 14)
+    python benchmarks/projections.py --quick --device cuda --out F.json   # on a GPU
 
 For each projection, diagonal and full, B in {1, 64, 2048, 8192}, k in {3, 6, 17}, with
 (nearly) every state outside the trust region (bounds 0.01, as in the C++ anchor of
@@ -35,8 +36,8 @@ DIMS = (3, 6, 17)
 BOUND = 0.01
 
 
-def make_inputs(batch: int, k: int, full: bool) -> tuple[torch.Tensor, ...]:
-    """A new/old pair far enough apart that every state is projected."""
+def make_inputs(batch: int, k: int, full: bool, device: str = "cpu") -> tuple[torch.Tensor, ...]:
+    """A new/old pair far enough apart that every state is projected, on ``device``."""
     gen = torch.Generator().manual_seed(0)
     old_mean = torch.randn(batch, k, generator=gen, dtype=torch.float64)
     mean = old_mean + 0.5 * torch.randn(batch, k, generator=gen, dtype=torch.float64)
@@ -49,7 +50,7 @@ def make_inputs(batch: int, k: int, full: bool) -> tuple[torch.Tensor, ...]:
     else:
         old_scale = torch.exp(0.3 * torch.randn(batch, k, generator=gen, dtype=torch.float64))
         scale = old_scale * torch.exp(0.3 * torch.randn(batch, k, generator=gen, dtype=torch.float64))
-    return mean, scale, old_mean, old_scale
+    return tuple(t.to(device) for t in (mean, scale, old_mean, old_scale))
 
 
 def bare_closed_form(name: str):
@@ -76,10 +77,16 @@ def bare_closed_form(name: str):
 
 
 def time_once(fn, inputs) -> float:
+    """Seconds for one forward + backward (on a GPU, until its kernels have finished)."""
     leaves = [t.clone().requires_grad_(True) for t in inputs]
+    cuda = leaves[0].is_cuda
+    if cuda:
+        torch.cuda.synchronize()
     start = time.perf_counter()
     p_mean, p_scale = fn(*leaves, mean_bound=BOUND, cov_bound=BOUND)
     (p_mean.sum() + p_scale.sum()).backward()
+    if cuda:
+        torch.cuda.synchronize()
     return time.perf_counter() - start
 
 
@@ -136,6 +143,7 @@ def main() -> None:
         action="store_true",
         help="only KL over the bare Frobenius form, k=6, B in {64, 2048}, diag and full (2 s per cell)",
     )
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda (timed to kernel completion)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     settle_allocator()
@@ -151,7 +159,7 @@ def main() -> None:
         for full in (False, True):
             for k in dims:
                 for batch in batches:
-                    us = median_us(fn, make_inputs(batch, k, full), args.budget)
+                    us = median_us(fn, make_inputs(batch, k, full, args.device), args.budget)
                     rows.append(
                         {"projection": name, "cov": "full" if full else "diag", "B": batch, "k": k, "us": us}
                     )
@@ -163,6 +171,7 @@ def main() -> None:
         "machine": platform.machine(),
         "processor": platform.processor(),
         "threads": 1,
+        "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
     }
     out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     print(f"wrote {out}")

@@ -20,6 +20,7 @@ WORKER_SETUP = RUNTIME_ENV
 def _start_ray() -> None:
     ray.init(
         num_cpus=2,
+        num_gpus=torch.cuda.device_count(),  # 0 here; the CUDA tests' learners need one
         include_dashboard=False,
         log_to_driver=False,
         configure_logging=False,
