@@ -3,28 +3,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
-LEARNING = Path(__file__).resolve().parents[1] / "benchmarks" / "learning"
+from tests.learning_scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def posture():
-    sys.path.insert(0, str(LEARNING))  # posture.py imports aggregate.py as its neighbour
-    try:
-        spec = importlib.util.spec_from_file_location("posture", LEARNING / "posture.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(LEARNING))
-    return module
+    return load_script("posture")
 
 
 class StartOnItsBack(gym.Wrapper):

@@ -3,28 +3,18 @@ add up to the return, and a termination is reported with the torso's height."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import gymnasium as gym
 import pytest
 import torch
 
-LEARNING = Path(__file__).resolve().parents[1] / "benchmarks" / "learning"
+from tests.learning_scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def reward_parts():
-    sys.path.insert(0, str(LEARNING))  # reward_parts.py imports aggregate.py as its neighbour
-    try:
-        spec = importlib.util.spec_from_file_location("reward_parts", LEARNING / "reward_parts.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(LEARNING))
-    return module
+    return load_script("reward_parts")
 
 
 class Constant(torch.nn.Module):
